@@ -1,0 +1,1 @@
+"""Hydra entry points: each parses its config once and calls the library."""

@@ -1,0 +1,299 @@
+"""Typed configuration: one dataclass per Hydra config group.
+
+The YAML files under ``configs/`` only set values; the schema (which keys exist
+and their types) lives here and is registered with Hydra's ConfigStore, so a
+misspelt key or a wrong type is rejected by Hydra when the config is composed.
+Entry points call :func:`to_object` once; everything below them takes these
+dataclasses, never a DictConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, OmegaConf
+
+
+class Choice(str, Enum):
+    """A string option with a fixed set of values; Hydra rejects anything else.
+
+    Members compare equal to their string value (``Norm.pre == "pre"``).
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Source(Choice):
+    multi30k = "multi30k"
+    hub = "hub"
+    files = "files"
+
+
+class SpmType(Choice):
+    bpe = "bpe"
+    unigram = "unigram"
+
+
+class Activation(Choice):
+    relu = "relu"
+    gelu = "gelu"
+
+
+class Norm(Choice):
+    pre = "pre"
+    post = "post"
+
+
+class Positions(Choice):
+    sinusoidal = "sinusoidal"
+    learned = "learned"
+
+
+class OptimName(Choice):
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Schedule(Choice):
+    inverse_sqrt = "inverse_sqrt"
+    cosine = "cosine"
+    constant = "constant"
+
+
+class Precision(Choice):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Progress(Choice):
+    auto = "auto"
+    bar = "bar"
+    log = "log"
+
+
+class Strategy(Choice):
+    greedy = "greedy"
+    beam = "beam"
+
+
+class LengthNorm(Choice):
+    gnmt = "gnmt"
+    average = "average"
+    none = "none"
+
+
+MULTI30K_LANGS = ("en", "de", "fr", "cs")
+MULTI30K_SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr")
+
+
+@dataclass
+class DataConfig:
+    """Where the parallel text comes from (``source`` picks the loader)."""
+
+    source: Source = Source.multi30k
+    src_lang: str = "en"
+    tgt_lang: str = "de"
+    # multi30k: directory holding {split}.{lang}.gz (or plain); downloaded into when empty
+    dir: str = "data/multi30k"
+    download: bool = True
+    url: str = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
+    # hub: a hub dataset name, or a local directory written by Dataset(Dict).save_to_disk
+    hub_name: Optional[str] = None
+    hub_config: Optional[str] = None
+    hub_revision: Optional[str] = None
+    # our split name -> the dataset's split name (e.g. val: validation)
+    hub_splits: Dict[str, str] = field(default_factory=dict)
+    # two plain columns instead of the usual `translation: {src: .., tgt: ..}` record
+    src_column: Optional[str] = None
+    tgt_column: Optional[str] = None
+    # files: split -> [src_file, tgt_file] or [two_column_tsv]
+    files: Dict[str, List[str]] = field(default_factory=dict)
+    # which splits play which role
+    train_split: str = "train"
+    val_split: str = "val"
+    test_splits: List[str] = field(default_factory=lambda: ["test_2016_flickr", "test_2017_flickr"])
+    # train pairs longer than this many subword tokens (either side) are dropped
+    max_len: int = 128
+    cache_dir: str = "data/cache"
+    num_proc: int = 1
+
+
+@dataclass
+class TokenizerConfig:
+    type: SpmType = SpmType.bpe
+    vocab_size: int = 8000
+    joint: bool = True  # one shared vocabulary for both languages
+    character_coverage: float = 1.0
+    input_sentence_size: int = 1_000_000  # sentences sampled for training (0 = all)
+    seed: int = 1
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 256
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    n_heads: int = 4
+    d_k: Optional[int] = None  # query/key size per head; None = d_model // n_heads
+    d_v: Optional[int] = None  # value size per head; None = d_k
+    d_ff: int = 1024
+    dropout: float = 0.1
+    attn_dropout: float = 0.0
+    act_dropout: float = 0.0
+    activation: Activation = Activation.relu
+    norm: Norm = Norm.pre
+    positions: Positions = Positions.sinusoidal
+    max_positions: int = 1024
+    scale_embedding: bool = True
+    tie_output: bool = True  # target embedding == output projection
+    tie_all: bool = True  # also share the source embedding when the vocabulary is joint
+    # filled in from the tokenizer by the trainer; stored with the checkpoint
+    src_vocab_size: int = 0
+    tgt_vocab_size: int = 0
+    joint_vocab: bool = False
+    pad_id: int = 0
+
+
+@dataclass
+class OptimConfig:
+    name: OptimName = OptimName.adamw
+    lr: float = 1e-3  # peak learning rate, reached at the end of warmup
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-9
+    weight_decay: float = 0.0
+    schedule: Schedule = Schedule.inverse_sqrt
+    warmup_steps: int = 4000
+    min_lr: float = 0.0  # floor for cosine
+    clip_norm: float = 1.0  # 0 = no clipping
+    accum_steps: int = 1
+    label_smoothing: float = 0.1
+    fused: Optional[bool] = None  # None = fused kernels where available
+
+
+@dataclass
+class TrainerConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Precision = Precision.auto  # auto: bf16 on CUDA, fp32 on CPU
+    compile: bool = False
+    threads: int = 0  # CPU intra-op threads; 0 = one per physical core
+    max_tokens: int = 4096  # tokens per batch (source or target, padding counted)
+    max_steps: int = 100_000
+    max_epochs: int = 0  # 0 = no limit
+    max_time: float = 0.0  # wall-clock seconds; 0 = no limit
+    log_every: int = 100
+    val_every: int = 1000
+    save_every: int = 1000
+    val_max_sentences: int = 0  # 0 = whole val split for BLEU; else a fixed subset
+    keep_best: int = 3
+    patience: int = 0  # validations without BLEU improvement before stopping; 0 = off
+    average_last: int = 0  # average the last N checkpoints at the end; 0 = off
+    resume: bool = False
+    resume_from: Optional[str] = None
+    evaluate_at_end: bool = True
+    progress: Progress = Progress.auto  # auto: a bar on a terminal, log lines otherwise
+
+
+@dataclass
+class DecodeConfig:
+    strategy: Strategy = Strategy.greedy
+    beam_size: int = 1
+    length_penalty: float = 1.0  # GNMT alpha
+    length_norm: LengthNorm = LengthNorm.gnmt
+    max_len_a: float = 1.5  # max output length = a * src_len + b
+    max_len_b: int = 10
+    min_len: int = 1
+    nbest: int = 1
+    max_tokens: int = 8192  # source tokens per decoding batch
+    use_cache: bool = True
+
+
+@dataclass
+class MetricConfig:
+    paper_protocol: bool = False  # also report lowercased, Moses-tokenized BLEU (needs sacremoses)
+
+
+@dataclass
+class PrepareConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    seed: int = 1
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
+    experiment_name: str = "default"
+    seed: int = 1
+
+
+@dataclass
+class EvaluateConfig:
+    checkpoint: Optional[str] = None
+    run_dir: Optional[str] = None
+    split: List[str] = field(default_factory=lambda: ["test_2016_flickr"])
+    src_file: Optional[str] = None
+    ref_file: Optional[str] = None
+    output_dir: Optional[str] = None  # default: next to the checkpoint
+    device: str = "auto"
+    data: Optional[DataConfig] = None  # default: the data config stored in the checkpoint
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
+
+
+@dataclass
+class TranslateConfig:
+    checkpoint: Optional[str] = None
+    run_dir: Optional[str] = None
+    input: Optional[str] = None
+    output: Optional[str] = None
+    nbest: int = 1
+    show_attention: bool = False
+    attention_layer: int = -1  # decoder layer whose cross-attention is shown
+    attention_head: Optional[int] = None  # None = mean over heads
+    attention_grid: bool = False  # one panel per head
+    device: str = "auto"
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+SCHEMAS: Dict[str, type] = {
+    "prepare_schema": PrepareConfig,
+    "train_schema": TrainConfig,
+    "evaluate_schema": EvaluateConfig,
+    "translate_schema": TranslateConfig,
+}
+
+
+def register_schemas() -> None:
+    """Register every top-level schema so that the YAML files can extend them."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        cs.store(name=name, node=schema)
+
+
+def to_object(cfg: Any) -> Any:
+    """DictConfig -> the schema dataclass instance (checked again by OmegaConf)."""
+    return OmegaConf.to_object(cfg)
+
+
+def to_dict(obj: Any) -> Dict[str, Any]:
+    """Dataclass config -> plain dict (for checkpoints and JSON)."""
+    return OmegaConf.to_container(  # type: ignore[return-value]
+        OmegaConf.structured(obj), resolve=True, enum_to_str=True
+    )
+
+
+def from_dict(schema: type, d: Dict[str, Any]) -> Any:
+    """Plain dict (from a checkpoint) -> dataclass, with the schema's type checks."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), d))

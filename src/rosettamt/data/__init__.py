@@ -1,0 +1,1 @@
+"""The data side: corpus -> tokenizer -> cached ids -> batches."""

@@ -1,0 +1,1 @@
+"""Training: loop, loss, schedule, checkpoints, validation BLEU."""

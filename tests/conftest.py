@@ -1,0 +1,23 @@
+"""Shared fixtures: everything offline, small and seeded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
+
+# Keep the two cores of CI for the test process itself.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def multi30k_dir() -> Path:
+    if not (MULTI30K / "train.en.gz").is_file():
+        pytest.skip(f"Multi30k copy not found at {MULTI30K}")
+    return MULTI30K
