@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import sys
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/toy.py
 
 # Keep the two cores of CI for the test process itself.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -21,3 +24,19 @@ def multi30k_dir() -> Path:
     if not (MULTI30K / "train.en.gz").is_file():
         pytest.skip(f"Multi30k copy not found at {MULTI30K}")
     return MULTI30K
+
+
+@pytest.fixture(scope="session")
+def toy_files(tmp_path_factory) -> dict[str, list[str]]:
+    """split -> [src_file, tgt_file] of the toy language pair (tests/toy.py)."""
+    from toy import write_toy_corpus
+
+    return write_toy_corpus(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
+def multi30k_slice(multi30k_dir, tmp_path_factory) -> Path:
+    """A 500-line-per-split en/de slice of Multi30k in a temporary directory."""
+    from toy import write_multi30k_slice
+
+    return write_multi30k_slice(multi30k_dir, tmp_path_factory.mktemp("m30k"))
