@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install rosettamt with its test extras and run the whole test suite (offline, CPU, a few minutes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pip install -q torch==2.13.0 2>/dev/null || pip install -q "torch>=2.3"
+pip install -q -e ".[test]"
+set +e
+python -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+if [ "$rc" -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi
+exit "$rc"
