@@ -1,0 +1,198 @@
+"""Seq2SeqTransformer: the encoder-decoder of "Attention Is All You Need".
+
+``encode`` and ``decode`` are separate so that search code composes them: encode a batch once,
+then call ``decode`` on the whole prefix (training, no cache) or on the new position only with a
+:class:`DecoderCache` from :meth:`Seq2SeqTransformer.new_cache` (greedy and beam search).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from rosettamt.config import ModelConfig, Norm, Positions
+from rosettamt.errors import UserError
+from rosettamt.model.cache import DecoderCache, LayerCache
+from rosettamt.model.layers import DecoderLayer, EncoderLayer, head_sizes
+
+
+def sinusoidal_table(n: int, d: int) -> Tensor:
+    """(n, d) table: PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(same angle)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]  # (n, 1)
+    inv_freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))  # (ceil(d/2),)
+    angle = pos * inv_freq  # (n, ceil(d/2))
+    table = torch.zeros(n, d)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle[:, : d // 2])
+    return table
+
+
+def check_config(cfg: ModelConfig) -> None:
+    """Reject a model config that cannot be built, naming the option."""
+    if cfg.src_vocab_size <= 0 or cfg.tgt_vocab_size <= 0:
+        raise UserError(
+            f"model.src_vocab_size={cfg.src_vocab_size} / model.tgt_vocab_size={cfg.tgt_vocab_size}: "
+            "both must be > 0 (they are filled in from the tokenizer)"
+        )
+    if cfg.d_k is None and cfg.d_model % cfg.n_heads != 0:
+        raise UserError(f"model.d_model={cfg.d_model} is not divisible by model.n_heads={cfg.n_heads}; set model.d_k")
+    if min(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.max_positions, *head_sizes(cfg)) <= 0:
+        raise UserError("model.d_model, n_heads, d_k, d_v, d_ff and max_positions must all be > 0")
+    if not 0 <= cfg.pad_id < min(cfg.src_vocab_size, cfg.tgt_vocab_size):
+        raise UserError(f"model.pad_id={cfg.pad_id} is outside the vocabulary")
+    if cfg.joint_vocab and cfg.tie_all and cfg.src_vocab_size != cfg.tgt_vocab_size:
+        raise UserError(
+            f"model.tie_all with a joint vocabulary needs src_vocab_size == tgt_vocab_size, got "
+            f"{cfg.src_vocab_size} and {cfg.tgt_vocab_size}; set model.tie_all=false"
+        )
+
+
+def _key_mask(src_mask: Tensor) -> Tensor:
+    return src_mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S), broadcast over heads and queries
+
+
+class Seq2SeqTransformer(nn.Module):
+    """Embeddings + positions -> N encoder layers; embeddings + positions -> N decoder layers -> logits."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        check_config(cfg)
+        self.cfg = cfg
+        D, pad = cfg.d_model, cfg.pad_id
+        self.tgt_embed = nn.Embedding(cfg.tgt_vocab_size, D, padding_idx=pad)
+        shared = cfg.joint_vocab and cfg.tie_all
+        self.src_embed = self.tgt_embed if shared else nn.Embedding(cfg.src_vocab_size, D, padding_idx=pad)
+        # learned positions: one table per side; sinusoidal: one fixed table, not a parameter
+        self.src_pos: Optional[nn.Embedding] = None
+        self.tgt_pos: Optional[nn.Embedding] = None
+        if cfg.positions == Positions.learned:
+            self.src_pos = nn.Embedding(cfg.max_positions, D)
+            self.tgt_pos = nn.Embedding(cfg.max_positions, D)
+        else:
+            self.register_buffer("pos_table", sinusoidal_table(cfg.max_positions, D), persistent=False)
+        self.embed_scale = math.sqrt(D) if cfg.scale_embedding else 1.0
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        # Pre-norm leaves the residual stream un-normalised: one final LayerNorm per stack.
+        pre = cfg.norm == Norm.pre
+        self.encoder_norm = nn.LayerNorm(D) if pre else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(D) if pre else nn.Identity()
+        self.output = nn.Linear(D, cfg.tgt_vocab_size, bias=False)
+        tables = [self.tgt_embed, self.output] + ([] if shared else [self.src_embed])
+        tables += [self.src_pos, self.tgt_pos] if self.src_pos is not None else []
+        for table in tables:
+            nn.init.normal_(table.weight, mean=0.0, std=D**-0.5)
+        with torch.no_grad():
+            self.src_embed.weight[pad].zero_()
+            self.tgt_embed.weight[pad].zero_()
+        if cfg.tie_output:
+            self.output.weight = self.tgt_embed.weight
+
+    def _embed(self, tokens: Tensor, embed: nn.Embedding, pos: Optional[nn.Embedding], offset: int) -> Tensor:
+        """Scaled token embeddings + positions offset..offset+T-1, then dropout: (B, T) -> (B, T, D)."""
+        T = tokens.shape[1]
+        end = offset + T
+        if pos is not None:
+            if end > self.cfg.max_positions:
+                raise UserError(f"sequence of {end} tokens is longer than model.max_positions={self.cfg.max_positions}")
+            positions = pos(torch.arange(offset, end, device=tokens.device))  # (T, D)
+        elif end <= self.pos_table.shape[0]:
+            positions = self.pos_table[offset:end]  # (T, D)
+        else:  # longer than the precomputed table: sinusoids extend to any length
+            positions = sinusoidal_table(end, self.cfg.d_model)[offset:].to(self.pos_table)  # (T, D)
+        return self.dropout(embed(tokens) * self.embed_scale + positions)
+
+    def encode(self, src: Tensor, src_mask: Tensor) -> Tensor:
+        """src (B, S) token ids, src_mask (B, S) True = real token -> memory (B, S, D)."""
+        x = self._embed(src, self.src_embed, self.src_pos, 0)
+        mask = _key_mask(src_mask)
+        for layer in self.encoder:
+            x = layer(x, mask)
+        return self.encoder_norm(x)
+
+    def decode(
+        self,
+        tgt: Tensor,
+        memory: Optional[Tensor],
+        src_mask: Tensor,
+        cache: Optional[DecoderCache] = None,
+        need_weights: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, List[Tensor]]]:
+        """Logits (N, T, V) for target ids tgt (N, T); with need_weights also cross-attention (N, H, T, S) per layer.
+
+        Without a cache, N == B and tgt is the whole prefix (causal self-attention). With a cache,
+        tgt holds the new positions only, positions continue from cache.length, N == B * beam_size
+        (rows sentence-major), and memory/src_mask are not read: the cache holds their state.
+        """
+        T = tgt.shape[1]
+        offset = 0 if cache is None else cache.length
+        x = self._embed(tgt, self.tgt_embed, self.tgt_pos, offset)
+        self_mask = None
+        if cache is None:
+            layer_caches: List[Optional[LayerCache]] = [None] * len(self.decoder)
+            key_mask = _key_mask(src_mask)
+        else:
+            if tgt.shape[0] != cache.batch_size * cache.beam_size:
+                raise ValueError(
+                    f"decode: {tgt.shape[0]} target rows, but the cache holds "
+                    f"{cache.batch_size} sentences x beam_size {cache.beam_size}"
+                )
+            layer_caches, key_mask, memory = list(cache.layers), _key_mask(cache.src_mask), None
+            if T > 1:  # new position i (absolute offset + i) sees cached and new positions 0..offset+i
+                rows = torch.arange(offset, offset + T, device=tgt.device)[:, None]  # (T, 1)
+                self_mask = torch.arange(offset + T, device=tgt.device)[None, :] <= rows  # (T, offset+T)
+        weights: List[Tensor] = []
+        for layer, layer_cache in zip(self.decoder, layer_caches):
+            x, w = layer(x, memory, key_mask, layer_cache, self_mask, need_weights)
+            if w is not None:
+                weights.append(w)
+        if cache is not None:
+            cache.length += T
+        logits = self.output(self.decoder_norm(x))  # (N, T, V)
+        return (logits, weights) if need_weights else logits
+
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced logits (B, T, V): decode(tgt_in, encode(src, src_mask), src_mask)."""
+        return self.decode(tgt_in, self.encode(src, src_mask), src_mask)  # type: ignore[return-value]
+
+    def new_cache(self, memory: Tensor, src_mask: Tensor, beam_size: int = 1) -> DecoderCache:
+        """An empty cache for B sentences x beam_size rows; cross K/V projected once, per sentence."""
+        B = memory.shape[0]
+        N = B * beam_size
+        layers = []
+        for layer in self.decoder:
+            attn = layer.self_attn
+            cross_k, cross_v = layer.cross_attn.project_kv(memory)  # (B, H, S, d_k), (B, H, S, d_v)
+            # empty self-attention K/V, in the projections' dtype (bf16 under autocast)
+            self_k = cross_k.new_empty(N, attn.n_heads, 0, attn.d_k)  # (B*k, H, 0, d_k)
+            self_v = cross_v.new_empty(N, attn.n_heads, 0, attn.d_v)  # (B*k, H, 0, d_v)
+            layers.append(LayerCache(cross_k, cross_v, self_k, self_v))
+        return DecoderCache(beam_size=beam_size, length=0, layers=layers, src_mask=src_mask)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable numbers in the model; a tied weight counts once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def expected_parameters(cfg: ModelConfig) -> int:
+    """The parameter count worked out by hand from the config (checks the model against the paper)."""
+    D, H, F = cfg.d_model, cfg.n_heads, cfg.d_ff
+    d_k, d_v = head_sizes(cfg)
+    attention = D * H * (2 * d_k + d_v) + H * (2 * d_k + d_v) + H * d_v * D + D  # W_q,W_k,W_v,W_o + biases
+    ffn = D * F + F + F * D + D
+    norm = 2 * D  # gain and bias
+    encoder = cfg.encoder_layers * (attention + ffn + 2 * norm)
+    decoder = cfg.decoder_layers * (2 * attention + ffn + 3 * norm)
+    final_norms = 2 * norm if cfg.norm == Norm.pre else 0
+    embeddings = cfg.tgt_vocab_size * D
+    if not (cfg.joint_vocab and cfg.tie_all):
+        embeddings += cfg.src_vocab_size * D
+    if not cfg.tie_output:
+        embeddings += cfg.tgt_vocab_size * D
+    positions = 2 * cfg.max_positions * D if cfg.positions == Positions.learned else 0
+    return encoder + decoder + final_norms + embeddings + positions
