@@ -1,26 +1,200 @@
 """SentencePiece tokenizer: trained once on the train split, cached by content hash.
 
-INTERFACE (owned by the data work; other modules rely on exactly this):
+Special ids are fixed for every tokenizer rosettamt trains, so the model, the
+loss and the search code can use them as constants:
+``PAD_ID = 0, UNK_ID = 1, BOS_ID = 2, EOS_ID = 3``.
 
-Special ids are fixed for every tokenizer rosettamt trains:
-    PAD_ID = 0, UNK_ID = 1, BOS_ID = 2, EOS_ID = 3
-
-class Tokenizer:
-    joint: bool                      # one shared model for both sides
-    src_vocab_size: int
-    tgt_vocab_size: int
-    content_hash: str                # hash of the model bytes (stored in checkpoints)
-    def encode_src(self, texts: list[str]) -> list[list[int]]   # pieces only, no bos/eos
-    def encode_tgt(self, texts: list[str]) -> list[list[int]]   # pieces only, no bos/eos
-    def decode_tgt(self, ids: list[int]) -> str                 # detokenized; stops at EOS, drops PAD/BOS
-    def src_pieces(self, text: str) -> list[str]                # subword strings, for attention plots
-    def tgt_pieces(self, ids: list[int]) -> list[str]
-    def state_dict(self) -> dict     # plain data: {"joint": bool, "src_model": bytes, "tgt_model": bytes|None, ...}
-    @classmethod
-    def from_state_dict(cls, state: dict) -> "Tokenizer"
-
-def train_or_load(train_split: datasets.Dataset, cfg: TokenizerConfig, data_cfg: DataConfig,
-                  cache_dir: Path) -> tuple[Tokenizer, bool]   # (tokenizer, cache_hit)
+A *joint* tokenizer is one model with a shared vocabulary for both languages
+(so the embeddings can be tied); otherwise each side has its own model. Trained
+models live in ``{cache_dir}/tokenizers/<hash>/`` where the hash covers the
+training text and the settings: the same corpus and settings reuse the model,
+changing either trains a new one. The serialized model bytes travel in
+:meth:`Tokenizer.state_dict`, so a checkpoint alone can rebuild the tokenizer.
 """
 
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import sentencepiece as spm
+from datasets import Dataset
+
+from rosettamt.config import DataConfig, TokenizerConfig
+from rosettamt.data.corpus import content_hash
+from rosettamt.errors import UserError
+
+log = logging.getLogger(__name__)
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+FORMAT = "rosettamt-spm-1"
+
+
+class Tokenizer:
+    """Source/target SentencePiece models behind one small API (ids exclude BOS/EOS)."""
+
+    def __init__(self, src_model: bytes, tgt_model: bytes | None = None,
+                 src_lang: str = "src", tgt_lang: str = "tgt") -> None:
+        self.joint = tgt_model is None
+        self._src_bytes, self._tgt_bytes = src_model, tgt_model
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        self._src = spm.SentencePieceProcessor(model_proto=src_model)
+        self._tgt = self._src if tgt_model is None else spm.SentencePieceProcessor(model_proto=tgt_model)
+        self.src_vocab_size: int = self._src.get_piece_size()
+        self.tgt_vocab_size: int = self._tgt.get_piece_size()
+        h = hashlib.sha256(src_model)
+        h.update(b"joint" if tgt_model is None else tgt_model)
+        self.content_hash: str = h.hexdigest()
+
+    def encode_src(self, texts: list[str]) -> list[list[int]]:
+        """Source pieces as ids, no BOS/EOS."""
+        return self._src.encode(list(texts), out_type=int)
+
+    def encode_tgt(self, texts: list[str]) -> list[list[int]]:
+        """Target pieces as ids, no BOS/EOS."""
+        return self._tgt.encode(list(texts), out_type=int)
+
+    def decode_tgt(self, ids: list[int]) -> str:
+        """Detokenized text of a model output: stops at the first EOS, ignores PAD and BOS."""
+        ids = [int(i) for i in ids]
+        if EOS_ID in ids:
+            ids = ids[: ids.index(EOS_ID)]
+        return self._tgt.decode([i for i in ids if i not in (PAD_ID, BOS_ID)])
+
+    def src_pieces(self, text: str) -> list[str]:
+        """Subword strings of a source sentence (axis labels for attention plots)."""
+        return self._src.encode(text, out_type=str)
+
+    def tgt_pieces(self, ids: list[int]) -> list[str]:
+        return [self._tgt.id_to_piece(int(i)) for i in ids]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data (bytes, str, bool) that torch.load(weights_only=True) accepts."""
+        return {"format": FORMAT, "joint": self.joint, "src_model": self._src_bytes,
+                "tgt_model": self._tgt_bytes, "src_lang": self.src_lang, "tgt_lang": self.tgt_lang}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "Tokenizer":
+        try:
+            joint = bool(state.get("joint", state.get("tgt_model") is None))
+            tgt = None if joint else bytes(state["tgt_model"])
+            langs = state.get("src_lang", "src"), state.get("tgt_lang", "tgt")
+            return cls(bytes(state["src_model"]), tgt, *langs)
+        except (KeyError, TypeError, RuntimeError) as err:
+            raise UserError(f"the stored tokenizer is unreadable ({type(err).__name__}: {err})") from err
+
+    # SentencePieceProcessor is a C++ object: pickle (datasets.map workers) through the bytes.
+    def __getstate__(self) -> dict[str, Any]:
+        return self.state_dict()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(Tokenizer.from_state_dict(state).__dict__)
+
+    def __repr__(self) -> str:
+        sizes = (f"vocab={self.src_vocab_size}" if self.joint
+                 else f"src_vocab={self.src_vocab_size}, tgt_vocab={self.tgt_vocab_size}")
+        return f"Tokenizer(joint={self.joint}, {sizes}, hash={self.content_hash[:12]})"
+
+
+def settings_key(train_split: Dataset, cfg: TokenizerConfig) -> str:
+    """Hash of the training text and every setting that changes the trained model."""
+    settings = {"format": FORMAT, "type": str(cfg.type), "vocab_size": cfg.vocab_size, "joint": cfg.joint,
+                "character_coverage": cfg.character_coverage,
+                "input_sentence_size": cfg.input_sentence_size, "seed": cfg.seed}
+    payload = json.dumps(settings, sort_keys=True) + content_hash(train_split)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def train_or_load(train_split: Dataset, cfg: TokenizerConfig, data_cfg: DataConfig,
+                  cache_dir: Path) -> tuple[Tokenizer, bool]:
+    """The tokenizer for this train split and these settings: ``(tokenizer, cache_hit)``."""
+    key = settings_key(train_split, cfg)
+    final = Path(cache_dir) / "tokenizers" / key
+    langs = (data_cfg.src_lang, data_cfg.tgt_lang)
+    if (final / "meta.json").is_file():  # written last: present only in a complete directory
+        log.info("tokenizer cache hit: %s", final)
+        return _load_dir(final, langs), True
+
+    log.info("training %s tokenizer (%s, vocab %d) on %d pairs", "joint" if cfg.joint else "separate",
+             cfg.type, cfg.vocab_size, len(train_split))
+    if cfg.joint:
+        models = {"joint.model": _train(lambda: _texts(train_split, ("src", "tgt")), cfg)}
+    else:
+        models = {"src.model": _train(lambda: _texts(train_split, ("src",)), cfg),
+                  "tgt.model": _train(lambda: _texts(train_split, ("tgt",)), cfg)}
+    # Build the whole directory under a temp name, then rename: a half-written one is never used.
+    tmp = final.parent / f".{key}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for name, data in models.items():
+            (tmp / name).write_bytes(data)
+        meta = {"format": FORMAT, "joint": cfg.joint, "type": str(cfg.type), "vocab_size": cfg.vocab_size,
+                "src_lang": langs[0], "tgt_lang": langs[1], "train_pairs": len(train_split)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        if final.exists() and not (final / "meta.json").is_file():
+            shutil.rmtree(final)  # incomplete (not written by this code's rename): never trust it
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "meta.json").is_file():  # not a concurrent run that finished first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _load_dir(final, langs), False
+
+
+def _load_dir(path: Path, langs: tuple[str, str]) -> Tokenizer:
+    if (path / "joint.model").is_file():
+        return Tokenizer((path / "joint.model").read_bytes(), None, *langs)
+    return Tokenizer((path / "src.model").read_bytes(), (path / "tgt.model").read_bytes(), *langs)
+
+
+def _texts(ds: Dataset, columns: tuple[str, ...]) -> Iterator[str]:
+    """Sentences streamed from the memory-mapped split (never one big Python list)."""
+    for batch in ds.select_columns(list(columns)).iter(batch_size=10_000):
+        for col in columns:
+            yield from batch[col]
+
+
+def _train(sentences: Callable[[], Iterator[str]], cfg: TokenizerConfig) -> bytes:
+    """Train one SentencePiece model; a vocabulary too large for a small corpus is relaxed once."""
+    spm.set_random_generator_seed(cfg.seed)
+    options = dict(model_type=str(cfg.type), vocab_size=cfg.vocab_size,
+                   character_coverage=cfg.character_coverage,
+                   input_sentence_size=cfg.input_sentence_size, shuffle_input_sentence=True,
+                   pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                   num_threads=max(1, min(os.cpu_count() or 1, 16)), minloglevel=2)
+    try:
+        return _run_trainer(sentences(), options)
+    except RuntimeError as err:
+        if "Vocabulary size too high" not in str(err):
+            raise UserError(f"SentencePiece training failed: {_spm_message(err)}") from err
+        limit = re.search(r"<= (\d+)", str(err))
+        log.warning("tokenizer.vocab_size=%d is too large for this train split%s; training with "
+                    "hard_vocab_limit=false (a smaller vocabulary)", cfg.vocab_size,
+                    f" (at most {limit.group(1)})" if limit else "")
+    try:
+        return _run_trainer(sentences(), {**options, "hard_vocab_limit": False})
+    except RuntimeError as err:
+        raise UserError(f"SentencePiece cannot train tokenizer.vocab_size={cfg.vocab_size} on this train "
+                        f"split: {_spm_message(err)}; set a smaller tokenizer.vocab_size") from err
+
+
+def _run_trainer(sentences: Iterator[str], options: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=sentences, model_writer=out, **options)
+    return out.getvalue()
+
+
+def _spm_message(err: Exception) -> str:
+    """The human part of a SentencePiece error, on one line."""
+    text = " ".join(str(err).split())
+    return re.sub(r"^.*?\] ", "", text)
