@@ -265,11 +265,23 @@ class TranslateConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
+@dataclass
+class AverageConfig:
+    """rosettamt-average: the mean of several checkpoints' weights (one of last / best / inputs)."""
+
+    run_dir: Optional[str] = None
+    last: int = 0  # the last N periodic checkpoints of run_dir (trainer.average_last keeps them)
+    best: int = 0  # or the best N by validation BLEU
+    inputs: List[str] = field(default_factory=list)  # or these checkpoint files
+    output: Optional[str] = None  # default: <run_dir>/checkpoints/averaged-{last,best}N.pt
+
+
 SCHEMAS: Dict[str, type] = {
     "prepare_schema": PrepareConfig,
     "train_schema": TrainConfig,
     "evaluate_schema": EvaluateConfig,
     "translate_schema": TranslateConfig,
+    "average_schema": AverageConfig,
 }
 
 

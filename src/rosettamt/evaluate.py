@@ -1,4 +1,256 @@
-"""Decode a split (or any file pair) and score it with sacreBLEU."""
+"""Decode a split (or any file pair) and score it with sacreBLEU.
+
+The scores are sacreBLEU's own (BLEU cased with the 13a tokenizer, chrF, and lowercased BLEU),
+reported with their signatures, computed on exactly the lines written to the hypothesis and
+reference files, so ``sacrebleu REF -i HYP`` on those files gives the same numbers. With
+``metric.paper_protocol`` the Multi30k papers' BLEU is added, clearly labelled: lowercased,
+Moses punctuation normalisation and tokenisation (with escaping) of both sides, then BLEU
+without further tokenisation. It is not comparable with sacreBLEU's default BLEU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from rosettamt.config import MULTI30K_SPLITS, DataConfig, DecodeConfig, MetricConfig, Source, Strategy, from_dict
+from rosettamt.errors import UserError
+from rosettamt.search import translate_ids
+
+log = logging.getLogger(__name__)
+
+PAPER_LABEL = "multi30k-paper:lowercase+moses-normalize-punct+moses-tokenize(escape)"
+
+
+@dataclass
+class EvalResult:
+    """Scores and throughput of one decoded split (or file)."""
+
+    name: str  # split name, or the source file's name
+    sentences: int
+    bleu: float
+    bleu_signature: str
+    chrf: float
+    chrf_signature: str
+    bleu_lc: float  # lowercased BLEU
+    bleu_lc_signature: str
+    paper_bleu: Optional[float]  # Multi30k paper protocol (metric.paper_protocol), else None
+    paper_signature: Optional[str]
+    hyp_file: str
+    ref_file: str
+    decode: str  # "greedy" or "beam5"
+    seconds: float  # decoding time only
+    sentences_per_s: float
+    tokens_per_s: float  # generated target subword tokens (EOS not counted) per second
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def report(self) -> str:
+        """Human-readable lines for the terminal."""
+        lines = [
+            f"{self.name}: {self.sentences} sentences, {self.decode}, {self.seconds:.1f} s, "
+            f"{self.sentences_per_s:.1f} sentences/s, {self.tokens_per_s:.0f} tokens/s",
+            f"  BLEU       {self.bleu:6.2f}  {self.bleu_signature}",
+            f"  chrF       {self.chrf:6.2f}  {self.chrf_signature}",
+            f"  BLEU (lc)  {self.bleu_lc:6.2f}  {self.bleu_lc_signature}",
+        ]
+        if self.paper_bleu is not None:
+            lines.append(f"  BLEU paper {self.paper_bleu:6.2f}  {self.paper_signature}")
+        lines.append(f"  hypotheses: {self.hyp_file}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def paper_tokenize(lines: Sequence[str], lang: str) -> List[str]:
+    """The Multi30k evaluation pipeline: lowercase | normalize-punctuation.perl | tokenizer.perl (escaping)."""
+    try:
+        from sacremoses import MosesPunctNormalizer, MosesTokenizer
+    except ImportError:
+        raise UserError("metric.paper_protocol=true needs sacremoses: pip install sacremoses") from None
+    normalizer, tokenizer = MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
+    return [tokenizer.tokenize(normalizer.normalize(line.lower()), escape=True, return_str=True) for line in lines]
+
+
+def score(hyps: Sequence[str], refs: Sequence[str], tgt_lang: str = "en",
+          paper_protocol: bool = False) -> Dict[str, Any]:
+    """sacreBLEU BLEU (cased, 13a), chrF and lowercased BLEU with signatures; optionally the paper BLEU."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    hyps, refs = list(hyps), list(refs)
+    out: Dict[str, Any] = {}
+    for key, metric in (("bleu", BLEU()), ("chrf", CHRF()), ("bleu_lc", BLEU(lowercase=True))):
+        out[key] = metric.corpus_score(hyps, [refs]).score
+        out[f"{key}_signature"] = str(metric.get_signature())
+    out["paper_bleu"] = out["paper_signature"] = None
+    if paper_protocol:
+        bleu = BLEU(tokenize="none")
+        out["paper_bleu"] = bleu.corpus_score(paper_tokenize(hyps, tgt_lang), [paper_tokenize(refs, tgt_lang)]).score
+        out["paper_signature"] = f"{PAPER_LABEL}|lang:{tgt_lang}|{bleu.get_signature()}"
+    return out
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def decode_tag(cfg: DecodeConfig) -> str:
+    """Short name of the search, used in file names: greedy, beam5."""
+    return "greedy" if cfg.strategy == Strategy.greedy else f"beam{cfg.beam_size}"
+
+
+def translate_texts(model, tokenizer, texts: Sequence[str], cfg: DecodeConfig, device,
+                    progress: bool = False) -> Tuple[List[str], float, int]:
+    """Source sentences -> (detokenized best hypotheses, decoding seconds, generated tokens)."""
+    src_ids = tokenizer.encode_src(list(texts)) if texts else []
+    start = time.perf_counter()
+    results = translate_ids(model, src_ids, cfg, device, progress=progress)
+    seconds = time.perf_counter() - start
+    best = [hyps[0].tokens for hyps in results]
+    # one hypothesis per line, whatever the tokenizer gives back
+    hyps = [" ".join(tokenizer.decode_tgt(ids).split()) for ids in best]
+    return hyps, seconds, sum(len(ids) for ids in best)
+
+
+def evaluate_texts(model, tokenizer, src: Sequence[str], refs: Sequence[str], name: str,
+                   out_prefix: Path, decode: DecodeConfig, metric: MetricConfig, device,
+                   tgt_lang: str, progress: bool = False) -> EvalResult:
+    """Decode src, write ``{out_prefix}.hyp`` / ``.ref`` / ``.json``, score against refs."""
+    hyps, seconds, tokens = translate_texts(model, tokenizer, src, decode, device, progress)
+    refs = [r.rstrip() for r in refs]  # as the sacrebleu CLI reads a file
+    hyp_file, ref_file = Path(f"{out_prefix}.hyp.{tgt_lang}"), Path(f"{out_prefix}.ref.{tgt_lang}")
+    hyp_file.parent.mkdir(parents=True, exist_ok=True)
+    hyp_file.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    ref_file.write_text("".join(r + "\n" for r in refs), encoding="utf-8")
+    scores = score(hyps, refs, tgt_lang, metric.paper_protocol)
+    seconds = max(seconds, 1e-9)
+    result = EvalResult(name=name, sentences=len(hyps), hyp_file=str(hyp_file), ref_file=str(ref_file),
+                        decode=decode_tag(decode), seconds=seconds, sentences_per_s=len(hyps) / seconds,
+                        tokens_per_s=tokens / seconds, **scores)
+    Path(f"{out_prefix}.scores.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    return result
+
+
+def read_lines(path: Path, option: str) -> List[str]:
+    """Lines of a plain or .gz text file, read as the sacrebleu CLI reads them (trailing space dropped)."""
+    if not path.is_file():
+        raise UserError(f"{option}={path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="\n") as f:
+            return [line.rstrip() for line in f]
+    except UnicodeDecodeError as err:
+        raise UserError(f"{option}={path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except (OSError, EOFError) as err:
+        raise UserError(f"{option}={path}: unreadable ({err})") from None
+
+
+def _split_texts(data: DataConfig, splits: Sequence[str]) -> Dict[str, Tuple[List[str], List[str]]]:
+    """{split: (sources, references)} for the requested splits only (not the train split)."""
+    from rosettamt.data.corpus import load_corpus
+
+    if not splits:
+        raise UserError("split= is empty; name one or more splits, or give src_file= and ref_file=")
+    known = {Source.multi30k: list(MULTI30K_SPLITS), Source.files: list(data.files)}.get(data.source)
+    unknown = [s for s in splits if known is not None and s not in known]
+    if unknown:
+        raise UserError(f"split={','.join(unknown)}: the corpus (data.source={data.source}) has splits "
+                        f"{', '.join(known or []) or 'none'}")
+    only = dataclasses.replace(data, train_split=splits[0], val_split="", test_splits=list(splits[1:]))
+    corpus = load_corpus(only)
+    out = {}
+    for split in splits:
+        if split not in corpus:
+            log.warning("split %s is not available for %s-%s; skipped", split, data.src_lang, data.tgt_lang)
+            continue
+        out[split] = (list(corpus[split]["src"]), list(corpus[split]["tgt"]))
+    return out
+
+
+def evaluate(
+    checkpoint: Optional[str | Path] = None,
+    *,
+    run_dir: Optional[str | Path] = None,
+    splits: Sequence[str] = ("test_2016_flickr",),
+    src_file: Optional[str | Path] = None,
+    ref_file: Optional[str | Path] = None,
+    data: Optional[DataConfig] = None,
+    decode: Optional[DecodeConfig] = None,
+    metric: Optional[MetricConfig] = None,
+    output_dir: Optional[str | Path] = None,
+    device: Any = "auto",
+    progress: bool = True,
+) -> List[EvalResult]:
+    """Score a checkpoint (or a run's best one) on corpus splits, or on a src_file/ref_file pair.
+
+    The corpus comes from ``data`` or else the data config stored in the checkpoint. Files go to
+    output_dir or next to the checkpoint: ``{ckpt}.{split}.{greedy|beamK}.hyp.{lang}``, ``.ref``
+    and ``.scores.json``.
+    """
+    from rosettamt.checkpoint import find_best_checkpoint, load_for_inference
+    from rosettamt.train.device import resolve_device
+
+    decode, metric = decode or DecodeConfig(), metric or MetricConfig()
+    if (src_file is None) != (ref_file is None):
+        raise UserError("give both src_file= and ref_file= (or neither, to score corpus splits with split=)")
+    if checkpoint is None:
+        if run_dir is None:
+            raise UserError("say which model to evaluate: checkpoint=PATH or run_dir=DIR")
+        checkpoint = find_best_checkpoint(Path(run_dir))
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint={checkpoint}: no such file")
+    dev = resolve_device(device)
+    model, tokenizer, ckpt = load_for_inference(checkpoint, dev)
+    stored_data = data is None
+    if data is None:
+        data = from_dict(DataConfig, ckpt.get("config", {}).get("data", {}))
+    out_dir = Path(output_dir) if output_dir is not None else checkpoint.parent
+    tag = decode_tag(decode)
+
+    if src_file is not None:
+        src_path, ref_path = Path(src_file), Path(ref_file)  # type: ignore[arg-type]
+        src, refs = read_lines(src_path, "src_file"), read_lines(ref_path, "ref_file")
+        if len(src) != len(refs):
+            raise UserError(f"src_file={src_path} has {len(src)} lines but ref_file={ref_path} has {len(refs)}")
+        jobs = {src_path.name: (src, refs)}
+    else:
+        try:
+            jobs = _split_texts(data, list(splits))
+        except UserError as err:
+            if not stored_data:
+                raise
+            raise UserError(f"{err} (this is the data config stored in {checkpoint.name}; replace it with "
+                            f"e.g. +data=multi30k data.dir=DIR data.src_lang={data.src_lang} "
+                            f"data.tgt_lang={data.tgt_lang})") from None
+
+    results = []
+    for name, (src, refs) in jobs.items():
+        log.info("decoding %s (%d sentences, %s) with %s", name, len(src), tag, checkpoint)
+        prefix = out_dir / f"{checkpoint.stem}.{name}.{tag}"
+        results.append(evaluate_texts(model, tokenizer, src, refs, name, prefix, decode, metric, dev,
+                                      data.tgt_lang, progress))
+    return results
+
+
+def evaluate_splits(checkpoint: str | Path, data: Optional[DataConfig], splits: Sequence[str],
+                    decode: Optional[DecodeConfig] = None, metric: Optional[MetricConfig] = None,
+                    device: Any = "auto", output_dir: Optional[str | Path] = None,
+                    progress: bool = False) -> Dict[str, Dict[str, Any]]:
+    """The trainer's end-of-run call: {split: EvalResult as a plain dict} for a checkpoint's test splits."""
+    results = evaluate(checkpoint, splits=splits, data=data, decode=decode, metric=metric,
+                       output_dir=output_dir, device=device, progress=progress)
+    return {r.name: r.to_dict() for r in results}
+
 
 if __name__ == "__main__":
     from rosettamt.cli.evaluate import main

@@ -1,16 +1,30 @@
-"""rosettamt-evaluate (Hydra app; config: configs/evaluate.yaml)."""
+"""rosettamt-evaluate (Hydra app; config: configs/evaluate.yaml).
+
+    rosettamt-evaluate checkpoint=PATH split=[test_2016_flickr,test_2017_flickr] decode=beam
+    rosettamt-evaluate run_dir=outputs/myrun decode=greedy
+    rosettamt-evaluate checkpoint=PATH src_file=test.en ref_file=test.de decode.beam_size=8
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rosettamt.cli._app import hydra_command
-from rosettamt.errors import UserError
+from rosettamt.config import EvaluateConfig
 
 
 @hydra_command("evaluate")
-def main(cfg, run_dir: Path) -> None:
-    raise UserError("rosettamt-evaluate is not built yet")
+def main(cfg: EvaluateConfig, run_dir: Path) -> None:
+    from rosettamt.evaluate import evaluate
+
+    results = evaluate(
+        cfg.checkpoint, run_dir=cfg.run_dir, splits=cfg.split, src_file=cfg.src_file, ref_file=cfg.ref_file,
+        data=cfg.data, decode=cfg.decode, metric=cfg.metric, output_dir=cfg.output_dir, device=cfg.device,
+        progress=sys.stderr.isatty(),
+    )
+    for result in results:
+        print(result.report())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,184 @@
+#!/usr/bin/env python
+"""Decoding speed: greedy and beam search, with the K/V cache and with full recomputation.
+
+    python scripts/bench_decode.py CHECKPOINT [--data-dir ../shared/data/multi30k] [--threads 2]
+    python scripts/bench_decode.py CHECKPOINT --src-file test.en --limit 100 --json bench.json
+
+For each of greedy / beam (``--beam``, default 5) x cache / recompute (``decode.use_cache=false``)
+it decodes the source side of a split (default test_2016_flickr; or ``--src-file``) and reports
+sentences/s, generated tokens/s, peak memory and the time per sentence by source length bucket.
+Every configuration runs in its own process, so the peak RSS (CPU) or the peak CUDA memory is
+that configuration's own. Sentences are decoded bucket by bucket (each bucket in length-sorted
+batches of ``--max-tokens``), so the bucket times add up to the total time. Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+BUCKETS = [(1, 10), (11, 15), (16, 20), (21, 30), (31, 10_000)]  # source subword tokens, EOS not counted
+
+
+def read_sources(args: argparse.Namespace, ckpt: Dict[str, Any]) -> List[str]:
+    """Source sentences: --src-file, else {data_dir}/{split}.{src_lang}.gz, else the checkpoint's corpus."""
+    from rosettamt.config import DataConfig, from_dict
+
+    data = from_dict(DataConfig, ckpt.get("config", {}).get("data", {}))
+    if args.src_file:
+        path = Path(args.src_file)
+    elif args.data_dir:
+        lang = args.src_lang or data.src_lang
+        path = next((p for p in (Path(args.data_dir) / f"{args.split}.{lang}.gz",
+                                 Path(args.data_dir) / f"{args.split}.{lang}") if p.is_file()), None)
+        if path is None:
+            sys.exit(f"bench_decode: no {args.split}.{lang}(.gz) in {args.data_dir}")
+    else:
+        from rosettamt.evaluate import _split_texts
+
+        return _split_texts(data, [args.split])[args.split][0][: args.limit or None]
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f]
+    return lines[: args.limit or None]
+
+
+def peak_memory_mib(device) -> Dict[str, float]:
+    """Peak resident memory of this process (and peak CUDA memory), in MiB."""
+    import torch
+
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    out = {"peak_rss_mib": rss_kib / 1024}
+    if device.type == "cuda":
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def run_one(args: argparse.Namespace) -> Dict[str, Any]:
+    """One configuration (args.one = "greedy:cache" etc.), in this process: timings + outputs."""
+    import torch
+
+    from rosettamt.checkpoint import load_for_inference
+    from rosettamt.config import DecodeConfig
+    from rosettamt.search import translate_ids
+    from rosettamt.train.device import resolve_device
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    model, tok, ckpt = load_for_inference(Path(args.checkpoint), device)
+    src_ids = tok.encode_src(read_sources(args, ckpt))
+    strategy, cache = args.one.split(":")
+    cfg = DecodeConfig(strategy=strategy, beam_size=args.beam if strategy == "beam" else 1,
+                       use_cache=cache == "cache", max_tokens=args.max_tokens)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    translate_ids(model, src_ids[:16], cfg, device)  # warm-up: allocator, kernels, caches
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    buckets, outputs = [], [None] * len(src_ids)
+    for lo, hi in BUCKETS:
+        rows = [i for i, ids in enumerate(src_ids) if lo <= len(ids) <= hi]
+        if not rows:
+            continue
+        sync()
+        start = time.perf_counter()
+        hyps = translate_ids(model, [src_ids[i] for i in rows], cfg, device)
+        sync()
+        seconds = time.perf_counter() - start
+        for i, h in zip(rows, hyps):
+            outputs[i] = h[0].tokens
+        buckets.append({"bucket": f"{lo}-{hi}" if hi < 10_000 else f"{lo}+", "sentences": len(rows),
+                        "seconds": seconds, "ms_per_sentence": 1000 * seconds / len(rows)})
+    seconds = sum(b["seconds"] for b in buckets)
+    tokens = sum(len(o) for o in outputs if o is not None)
+    return {"config": args.one, "strategy": strategy, "beam_size": cfg.beam_size, "use_cache": cfg.use_cache,
+            "device": str(device), "threads": args.threads, "sentences": len(src_ids), "seconds": seconds,
+            "sentences_per_s": len(src_ids) / seconds, "tokens_per_s": tokens / seconds,
+            "buckets": buckets, "outputs": outputs, **peak_memory_mib(device)}
+
+
+def markdown(results: List[Dict[str, Any]]) -> str:
+    """The two tables: throughput and memory; time per sentence by source length."""
+    has_cuda = any("peak_cuda_mib" in r for r in results)
+    base = {r["strategy"]: r for r in results if not r["use_cache"]}
+    head = "| search | K/V cache | sentences/s | tokens/s | speed-up | peak RSS (MiB) |" + (
+        " peak CUDA (MiB) |" if has_cuda else "")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        name = "greedy" if r["strategy"] == "greedy" else f"beam {r['beam_size']}"
+        ref = base.get(r["strategy"])
+        speedup = f"{r['sentences_per_s'] / ref['sentences_per_s']:.1f}x" if ref and r["use_cache"] else "1.0x"
+        row = (f"| {name} | {'yes' if r['use_cache'] else 'no (recompute)'} | {r['sentences_per_s']:.1f} | "
+               f"{r['tokens_per_s']:.0f} | {speedup} | {r['peak_rss_mib']:.0f} |")
+        if has_cuda:
+            row += f" {r.get('peak_cuda_mib', 0):.0f} |"
+        lines.append(row)
+    names = [b["bucket"] for b in results[0]["buckets"]]
+    counts = {b["bucket"]: b["sentences"] for b in results[0]["buckets"]}
+    lines += ["", "Time per sentence (ms) by source length (subword tokens; sentences per bucket in brackets):", "",
+              "| search | K/V cache | " + " | ".join(f"{n} ({counts[n]})" for n in names) + " |",
+              "|---|---|" + "---|" * len(names)]
+    for r in results:
+        name = "greedy" if r["strategy"] == "greedy" else f"beam {r['beam_size']}"
+        ms = {b["bucket"]: b["ms_per_sentence"] for b in r["buckets"]}
+        lines.append(f"| {name} | {'yes' if r['use_cache'] else 'no'} | "
+                     + " | ".join(f"{ms.get(n, float('nan')):.1f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--data-dir", help="directory of {split}.{lang}.gz (default: the checkpoint's corpus)")
+    p.add_argument("--split", default="test_2016_flickr")
+    p.add_argument("--src-lang", help="default: the checkpoint's data.src_lang")
+    p.add_argument("--src-file", help="decode this file instead of a split")
+    p.add_argument("--limit", type=int, default=0, help="first N sentences only (0 = all)")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-tokens", type=int, default=8192, help="source tokens per batch")
+    p.add_argument("--configs", default="greedy:cache,greedy:recompute,beam:cache,beam:recompute")
+    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
+    args = p.parse_args()
+
+    if args.one:
+        print(json.dumps(run_one(args)))
+        return
+    results = []
+    for config in args.configs.split(","):
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--one", config]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            sys.exit(f"bench_decode: {config} failed:\n{proc.stderr}")
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        r = results[-1]
+        print(f"{config}: {r['sentences_per_s']:.1f} sentences/s on {r['device']}", file=sys.stderr)
+    by_config = {r["config"]: r for r in results}
+    for strategy in ("greedy", "beam"):
+        a, b = by_config.get(f"{strategy}:cache"), by_config.get(f"{strategy}:recompute")
+        if a and b:
+            same = sum(x == y for x, y in zip(a["outputs"], b["outputs"]))
+            print(f"{strategy}: cached and recomputed outputs identical for {same}/{len(a['outputs'])} sentences",
+                  file=sys.stderr)
+    print(markdown(results))
+    if args.json:
+        slim = [{k: v for k, v in r.items() if k != "outputs"} for r in results]
+        Path(args.json).write_text(json.dumps(slim, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

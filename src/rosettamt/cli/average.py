@@ -1,0 +1,48 @@
+"""rosettamt-average (Hydra app; config: configs/average.yaml).
+
+    rosettamt-average run_dir=outputs/myrun last=5          # the last 5 periodic checkpoints
+    rosettamt-average run_dir=outputs/myrun best=3          # the 3 best by validation BLEU
+    rosettamt-average 'inputs=[a.pt,b.pt,c.pt]' output=avg.pt
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rosettamt.cli._app import hydra_command
+from rosettamt.config import AverageConfig
+from rosettamt.errors import UserError
+
+log = logging.getLogger("rosettamt.average")
+
+
+@hydra_command("average")
+def main(cfg: AverageConfig, run_dir: Path) -> None:
+    from rosettamt.checkpoint import checkpoint_dir, save_checkpoint
+    from rosettamt.train.average import average_checkpoints, select_checkpoints
+
+    if cfg.inputs:
+        if cfg.run_dir or cfg.last or cfg.best:
+            raise UserError("give either inputs=[...] or run_dir= with last=N / best=N, not both")
+        paths = [Path(p) for p in cfg.inputs]
+        default_out = None
+    elif cfg.run_dir:
+        paths = select_checkpoints(Path(cfg.run_dir), last=cfg.last, best=cfg.best)
+        default_out = checkpoint_dir(Path(cfg.run_dir)) / (f"averaged-last{cfg.last}.pt" if cfg.last
+                                                          else f"averaged-best{cfg.best}.pt")
+    else:
+        raise UserError("nothing to average: give run_dir=DIR with last=N or best=N, or inputs=[a.pt,b.pt,...]")
+    output = Path(cfg.output) if cfg.output else default_out
+    if output is None:
+        raise UserError("with inputs=[...] give output=PATH for the averaged checkpoint")
+    if output.resolve() in {p.resolve() for p in paths}:
+        raise UserError(f"output={output} is one of the inputs; choose another path")
+    averaged = average_checkpoints(paths)
+    save_checkpoint(averaged, output)
+    log.info("averaged %d checkpoints (%s) -> %s", len(paths), ", ".join(str(p) for p in paths), output)
+    print(output)
+
+
+if __name__ == "__main__":
+    main()

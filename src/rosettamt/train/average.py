@@ -1,0 +1,77 @@
+"""Checkpoint averaging (the fairseq/Marian recipe): the mean of the last or best N weight sets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import torch
+
+from rosettamt.checkpoint import TRAINING_KEYS, checkpoint_dir, config_mismatch, load_checkpoint, read_index
+from rosettamt.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def select_checkpoints(run_dir: Path, last: int = 0, best: int = 0) -> List[Path]:
+    """The ``last`` most recent periodic checkpoints, or the ``best`` by validation BLEU, of a run."""
+    if (last > 0) == (best > 0):
+        raise UserError("choose exactly one of last=N or best=N (N > 0) to pick checkpoints to average")
+    ckpt_dir = checkpoint_dir(run_dir)
+    index = read_index(ckpt_dir)
+    if last > 0:
+        entries, what = index.get("periodic", []), "periodic step*.pt"
+        picked = entries[-last:]
+        hint = "train with trainer.average_last=N to keep the last N"
+    else:
+        entries, what = index["best"], "best-*.pt"
+        picked = entries[:best]
+        hint = "raise trainer.keep_best"
+    paths = [ckpt_dir / e["file"] for e in picked if (ckpt_dir / e["file"]).is_file()]
+    wanted = last or best
+    if len(paths) < wanted:
+        raise UserError(f"{ckpt_dir} has {len(paths)} {what} checkpoint(s), {wanted} requested ({hint})")
+    return paths
+
+
+def average_checkpoints(paths: Sequence[Path]) -> Dict[str, Any]:
+    """A checkpoint whose weights are the element-wise mean of ``paths`` (same model config required).
+
+    Floating-point tensors are summed in float64 and cast back; other tensors (integer
+    buffers) are taken from the last checkpoint. Training state is not carried over.
+    """
+    if not paths:
+        raise UserError("no checkpoints to average")
+    total: Dict[str, torch.Tensor] = {}
+    first: Dict[str, Any] = {}
+    for i, path in enumerate(paths):
+        ckpt = load_checkpoint(path)
+        for key in TRAINING_KEYS:  # optimizer state etc. is not averaged: drop it early
+            ckpt.pop(key, None)
+        if i == 0:
+            first = ckpt
+        else:
+            diff = config_mismatch(first["model_config"], ckpt["model_config"])
+            if diff or set(ckpt["model"]) != set(total):
+                raise UserError(f"cannot average {paths[0]} and {path}: different models "
+                                f"({'; '.join(diff) or 'different parameter names'})")
+        for name, tensor in ckpt["model"].items():
+            if tensor.is_floating_point():
+                acc = tensor.to(torch.float64)
+                total[name] = acc if i == 0 else total[name] + acc
+            else:
+                total[name] = tensor
+        last = ckpt
+    model = {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v
+             for k, v in total.items()}
+    return {
+        "model": model,
+        "model_config": first["model_config"],
+        "config": last.get("config", {}),
+        "tokenizer": last["tokenizer"],
+        "step": last.get("step", 0),
+        "epoch": last.get("epoch", 0),
+        "val_bleu": None,
+        "averaged_from": [str(Path(p).name) for p in paths],
+    }

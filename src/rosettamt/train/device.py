@@ -1,0 +1,123 @@
+"""Device, precision, CPU threads and seeding: the machine-facing knobs of a run."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from pathlib import Path
+from typing import ContextManager, Union
+
+import numpy as np
+import torch
+
+from rosettamt.config import Precision
+from rosettamt.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(spec: Union[str, torch.device], local_rank: int = 0) -> torch.device:
+    """``auto`` -> this rank's GPU when CUDA is present, else the CPU; anything else as written."""
+    if isinstance(spec, torch.device):
+        return spec
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda":
+        spec = f"cuda:{local_rank}"
+    try:
+        device = torch.device(spec)
+    except RuntimeError as err:
+        raise UserError(f"device={spec!r} is not a device (use auto, cpu, cuda or cuda:N): {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={spec!r} but CUDA is not available here; use device=cpu or device=auto")
+    return device
+
+
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32. ``auto`` means bf16 on CUDA, fp32 on CPU."""
+    if precision == Precision.fp32:
+        return None
+    if precision == Precision.auto:
+        return torch.bfloat16 if device.type == "cuda" else None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError("trainer.precision=bf16 but this GPU has no bf16 support; use trainer.precision=fp32")
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
+    """Mixed precision for the forward pass; a no-op context for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def physical_cores() -> int:
+    """Physical cores usable by this process (hyper-threads share a core's FPUs, so count cores)."""
+    try:
+        usable = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        usable = set(range(os.cpu_count() or 1))
+    cores, proc, phys = set(), None, "0"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "processor":
+                proc = int(value)
+            elif key == "physical id":
+                phys = value
+            elif key == "core id" and proc in usable:
+                cores.add((phys, value))
+    except (OSError, ValueError):
+        pass
+    return max(1, len(cores) or len(usable))
+
+
+def set_threads(threads: int, local_world_size: int = 1) -> int:
+    """Intra-op threads for this process: ``threads``, or (0) the physical cores shared by local ranks.
+
+    An explicit OMP_NUM_THREADS in the environment wins over the automatic choice, so a
+    caller that pins threads (CI, a benchmark harness) is respected.
+    """
+    if threads <= 0:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else max(1, physical_cores() // local_world_size)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a run is reproducible from ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def get_rng_state() -> dict:
+    """Every RNG a training step may draw from, as plain data (loadable with weights_only=True)."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(mt), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of :func:`get_rng_state`."""
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            log.warning("checkpoint has CUDA RNG states for %d devices, this machine has %d: not restored",
+                        len(state["cuda"]), torch.cuda.device_count())

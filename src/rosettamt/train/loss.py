@@ -1,0 +1,59 @@
+"""Label-smoothed cross-entropy that ignores padding, summed over target tokens.
+
+The sum (not the mean) is returned so that the caller can normalise once per optimizer
+step by the number of target tokens of all micro-batches and ranks together: every
+token then weighs the same whatever batch it landed in.
+
+With a large vocabulary the loss is a good share of a CPU training step, so its gradient
+is written out by hand (softmax minus the smoothed target) instead of letting autograd
+chain log_softmax, gather and mean: a few passes over the (tokens, vocab) logits fewer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+import torch
+
+
+class _SmoothedCrossEntropy(torch.autograd.Function):
+    """(loss sum, NLL sum) over kept rows; d loss_i / d z_ij = p_ij - (1 - eps) [j = t_i] - eps / V."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor,
+                eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        lse = torch.logsumexp(logits, dim=-1)  # (N,)
+        nll = lse - logits.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,) -log p(target)
+        uniform = lse - logits.mean(dim=-1)  # (N,) -mean_j log p_j: cross-entropy to the uniform target
+        loss = (1.0 - eps) * nll + eps * uniform
+        ctx.save_for_backward(logits, target, keep, lse)
+        ctx.eps = eps
+        zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
+        return torch.where(keep, loss, zero).sum(), torch.where(keep, nll, zero).sum()
+
+    @staticmethod
+    def backward(ctx: Any, g_loss: torch.Tensor, g_nll: torch.Tensor) -> Tuple[Any, ...]:
+        logits, target, keep, lse = ctx.saved_tensors
+        eps, V = ctx.eps, logits.size(-1)
+        w = keep.to(logits.dtype)  # (N,) padding rows get no gradient
+        grad = torch.sub(logits, lse.unsqueeze(1)).exp_()  # (N, V) softmax
+        grad.mul_(((g_loss + g_nll) * w).unsqueeze(1)).sub_((g_loss * eps / V) * w.unsqueeze(1))
+        on_target = -(g_loss * (1.0 - eps) + g_nll) * w  # (N,)
+        grad.scatter_add_(1, target.unsqueeze(1), on_target.unsqueeze(1))
+        return grad, None, None, None
+
+
+def label_smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float,
+                        pad_id: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(smoothed loss sum, plain NLL sum) over the non-padding positions of ``target``.
+
+    logits: (B, T, V); target: (B, T). The smoothed target puts 1 - eps on the label and
+    eps / V on every class (as torch's ``label_smoothing``); the NLL sum is what perplexity
+    is computed from. Half-precision logits (autocast) are scored in float32.
+    """
+    V = logits.size(-1)
+    flat = logits.reshape(-1, V)  # (B*T, V)
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    target = target.reshape(-1)  # (B*T,)
+    return _SmoothedCrossEntropy.apply(flat, target, target != pad_id, float(smoothing))

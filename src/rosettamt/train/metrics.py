@@ -1,0 +1,97 @@
+"""What a run reports: ``metrics.jsonl`` (+ TensorBoard when installed) and ``curves.png``.
+
+Every record carries ``step`` and ``time`` (wall-clock seconds of training so far, summed
+over resumptions), so BLEU can be plotted against steps or against time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+log = logging.getLogger(__name__)
+
+
+class MetricsLog:
+    """Append-only JSON lines, one record per log interval (``kind: train``) and validation (``kind: val``)."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+            except ImportError:  # optional extra: pip install rosettamt[tensorboard]
+                pass
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past ``step``: a resumed run redoes those steps and would log them twice."""
+        if not self.path.is_file():
+            return
+        keep = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and _step_of(line) <= step]
+        self.path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+    def write(self, record: Dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            kind = record.get("kind", "train")
+            for key, value in record.items():
+                if key not in ("kind", "step") and isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"{kind}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _step_of(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError):
+        return float("inf")  # unreadable (half-written) line: dropped
+
+
+def read_metrics(path: Path) -> List[Dict[str, Any]]:
+    """All readable records of a metrics.jsonl (a torn last line is skipped)."""
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def plot_curves(metrics_path: Path, out_path: Path) -> Optional[Path]:
+    """Training/validation loss and validation BLEU against steps, as a PNG (matplotlib Agg)."""
+    if not Path(metrics_path).is_file():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    train = [r for r in records if r.get("kind") == "train"]
+    val = [r for r in records if r.get("kind") == "val"]
+    fig, (ax_loss, ax_bleu) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
+    if val:
+        ax_loss.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="val loss")
+        ax_bleu.plot([r["step"] for r in val], [r["bleu"] for r in val], "o-", color="tab:green")
+    ax_loss.set(xlabel="step", ylabel="loss (label-smoothed)", title="loss")
+    ax_loss.legend(loc="upper right")
+    ax_bleu.set(xlabel="step", ylabel="BLEU", title="validation BLEU")
+    for ax in (ax_loss, ax_bleu):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return Path(out_path)

@@ -1,0 +1,133 @@
+"""Loss, learning-rate schedule, optimizer and CPU threads: the numbers the training loop stands on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rosettamt.config import OptimConfig, OptimName, Schedule
+from rosettamt.errors import UserError
+from rosettamt.train.loss import label_smoothed_loss
+from rosettamt.train.optim import build_optimizer, build_scheduler, lr_factor
+
+
+def _logits_and_target(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3, 5, 11, generator=g)  # (B, T, V)
+    target = torch.randint(1, 11, (3, 5), generator=g)  # (B, T)
+    target[0, 3:] = 0  # padding
+    target[2, 1:] = 0
+    return logits, target
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_loss_matches_torch_cross_entropy_with_smoothing_and_padding(eps):
+    logits, target = _logits_and_target()
+    loss, nll = label_smoothed_loss(logits, target, eps, pad_id=0)
+    ref = F.cross_entropy(logits.view(-1, 11), target.view(-1), ignore_index=0, label_smoothing=eps,
+                          reduction="sum")
+    ref_nll = F.cross_entropy(logits.view(-1, 11), target.view(-1), ignore_index=0, reduction="sum")
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(nll, ref_nll)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_hand_written_gradient_matches_autograd_of_torch_cross_entropy(eps):
+    logits, target = _logits_and_target(seed=1)
+    ours = logits.clone().requires_grad_(True)
+    loss, nll = label_smoothed_loss(ours, target, eps, pad_id=0)
+    (0.7 * loss + 0.2 * nll).backward()  # both outputs carry gradient
+    ref = logits.clone().requires_grad_(True)
+    flat, tgt = ref.view(-1, 11), target.view(-1)
+    (0.7 * F.cross_entropy(flat, tgt, ignore_index=0, label_smoothing=eps, reduction="sum")
+     + 0.2 * F.cross_entropy(flat, tgt, ignore_index=0, reduction="sum")).backward()
+    torch.testing.assert_close(ours.grad, ref.grad)
+    assert torch.autograd.gradcheck(lambda z: label_smoothed_loss(z, target, eps)[0],
+                                    (logits.double().requires_grad_(True),))
+
+
+def test_padding_positions_do_not_affect_the_loss_or_its_gradient():
+    logits, target = _logits_and_target()
+    changed = logits.clone()
+    changed[target == 0] = 100.0 * torch.randn_like(changed[target == 0])
+    a, _ = label_smoothed_loss(logits, target, 0.1)
+    b, _ = label_smoothed_loss(changed, target, 0.1)
+    torch.testing.assert_close(a, b)
+    x = logits.clone().requires_grad_(True)
+    label_smoothed_loss(x, target, 0.1)[0].backward()
+    assert torch.all(x.grad[target == 0] == 0) and torch.any(x.grad[target != 0] != 0)
+
+
+def test_smoothing_penalises_overconfidence():
+    target = torch.tensor([[1, 2]])
+    sharp = F.one_hot(target, 4).float() * 50  # (1, 2, 4): almost all mass on the label
+    soft = F.one_hot(target, 4).float() * 3
+    assert label_smoothed_loss(sharp, target, 0.0)[0] < label_smoothed_loss(soft, target, 0.0)[0]
+    assert label_smoothed_loss(sharp, target, 0.2)[0] > label_smoothed_loss(soft, target, 0.2)[0]
+
+
+def _lrs(cfg: OptimConfig, max_steps: int, n: int):
+    model = torch.nn.Linear(2, 2)
+    opt = build_optimizer(model, cfg, torch.device("cpu"))
+    sched = build_scheduler(opt, cfg, max_steps)
+    lrs = []
+    for _ in range(n):
+        lrs.append(opt.param_groups[0]["lr"])  # the lr this update uses
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_inverse_sqrt_warms_up_linearly_then_decays_as_inverse_sqrt():
+    cfg = OptimConfig(lr=1e-3, warmup_steps=10, schedule=Schedule.inverse_sqrt)
+    lrs = _lrs(cfg, 0, 40)
+    assert lrs[0] == pytest.approx(1e-4) and lrs[0] > 0  # the first update already moves
+    assert all(b > a for a, b in zip(lrs[:9], lrs[1:10]))  # rising during warmup
+    assert lrs[9] == pytest.approx(1e-3)  # peak at update number warmup_steps
+    assert lrs[39] == pytest.approx(1e-3 * math.sqrt(10 / 40))
+    assert all(b < a for a, b in zip(lrs[9:], lrs[10:]))
+
+
+def test_cosine_reaches_min_lr_at_max_steps_and_constant_stays():
+    cfg = OptimConfig(lr=1e-3, warmup_steps=5, schedule=Schedule.cosine, min_lr=1e-5)
+    lrs = _lrs(cfg, 50, 60)
+    assert lrs[4] == pytest.approx(1e-3)
+    assert lrs[49] == pytest.approx(1e-5) and lrs[59] == pytest.approx(1e-5)
+    mid = 5 + (50 - 5) // 2 - 1
+    assert 1e-5 < lrs[mid] < 1e-3
+    const = _lrs(OptimConfig(lr=2e-3, warmup_steps=4, schedule=Schedule.constant), 0, 20)
+    assert const[3:] == pytest.approx([2e-3] * 17)
+    with pytest.raises(UserError, match="max_steps"):
+        lr_factor(cfg, 0)
+
+
+def test_weight_decay_only_on_matrices_and_optimizer_kind():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    opt = build_optimizer(model, OptimConfig(name=OptimName.adamw, weight_decay=0.1), torch.device("cpu"))
+    assert type(opt) is torch.optim.AdamW
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(model[0].weight)}
+    assert type(build_optimizer(model, OptimConfig(name=OptimName.adam), torch.device("cpu"))) is torch.optim.Adam
+    with pytest.raises(UserError, match="betas"):
+        build_optimizer(model, OptimConfig(betas=[0.9]), torch.device("cpu"))
+
+
+def test_threads_default_to_physical_cores_unless_pinned(monkeypatch):
+    import os
+
+    from rosettamt.train.device import physical_cores, set_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert set_threads(0, local_world_size=1) == physical_cores()
+        assert set_threads(0, local_world_size=64) == 1  # ranks on one machine share its cores
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads(0) == 1  # an explicit OMP_NUM_THREADS is respected
+    finally:
+        torch.set_num_threads(before)
