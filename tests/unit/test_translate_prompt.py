@@ -1,0 +1,230 @@
+"""The pieces of rosettamt-translate run in-process: input decoding, pipe mode, the prompt's
+commands, and the attention heatmaps (viz.py)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rosettamt import viz
+from rosettamt.config import DecodeConfig, TranslateConfig
+from rosettamt.errors import UserError
+from rosettamt.prompt import (
+    AttentionPlotter,
+    Prompt,
+    Settings,
+    attention_dir,
+    checkpoint_from_config,
+    decode_lines,
+    translate_stream,
+)
+from rosettamt.translate import Translator
+from toy_checkpoint import read_lines, toy_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt(toy_files, tmp_path_factory):
+    return toy_checkpoint(toy_files, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def translator(ckpt) -> Translator:
+    return Translator.from_checkpoint(ckpt, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sentences(toy_files):
+    return read_lines(toy_files["test"][0])[:12]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk; fails unless the file is a PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+# ---------------------------------------------------------------------- input decoding
+
+
+def test_decode_lines_newlines_and_invalid_utf8(caplog):
+    assert decode_lines(b"") == []
+    assert decode_lines(b"\n") == [""]
+    assert decode_lines(b"a\r\nb\n\nc") == ["a", "b", "", "c"]
+    assert decode_lines("x\u2028y\x0bz\n".encode()) == ["x\u2028y\x0bz"]  # one line, whatever str.splitlines says
+    with caplog.at_level(logging.WARNING):
+        lines = decode_lines(b"ok\nbad \xff\xfe here\nfine\nalso \xc3\n", "in.txt")
+    assert lines == ["ok", "bad \ufffd\ufffd here", "fine", "also \ufffd"]
+    (record,) = [r for r in caplog.records if "invalid UTF-8" in r.getMessage()]
+    assert "in.txt" in record.getMessage() and "2 line(s)" in record.getMessage() and "line 2" in record.getMessage()
+
+
+# ---------------------------------------------------------------------- settings and options
+
+
+def test_settings_from_config():
+    s = Settings.from_config(TranslateConfig(decode=DecodeConfig(strategy="beam", beam_size=4)))
+    assert (s.beam_size, s.nbest) == (4, 1)
+    s = Settings.from_config(TranslateConfig(nbest=3, decode=DecodeConfig(strategy="greedy")))
+    assert (s.beam_size, s.nbest) == (3, 3)  # n-best widens the search
+    with pytest.raises(UserError, match="nbest=0"):
+        Settings.from_config(TranslateConfig(nbest=0))
+    with pytest.raises(UserError, match="decode.beam_size=0"):
+        Settings.from_config(TranslateConfig(decode=DecodeConfig(strategy="beam", beam_size=0)))
+
+
+def test_checkpoint_from_config(ckpt, tmp_path):
+    assert checkpoint_from_config(TranslateConfig(checkpoint=str(ckpt))) == ckpt
+    assert checkpoint_from_config(TranslateConfig(run_dir=str(ckpt.parent.parent))) == ckpt
+    for bad, match in [(TranslateConfig(), "exactly one"),
+                       (TranslateConfig(checkpoint=str(ckpt), run_dir=str(tmp_path)), "exactly one"),
+                       (TranslateConfig(checkpoint=str(tmp_path / "x.pt")), "checkpoint=.*no such file"),
+                       (TranslateConfig(run_dir=str(tmp_path / "nope")), "run_dir=.*no such directory")]:
+        with pytest.raises(UserError, match=match):
+            checkpoint_from_config(bad)
+
+
+# ---------------------------------------------------------------------- pipe mode
+
+
+def test_translate_stream_one_line_per_input_in_order(translator, sentences):
+    lines = [sentences[0], "", sentences[1], "  \t ", sentences[2], "\x00\x01", *sentences[3:]]
+    out = io.StringIO()
+    translate_stream(translator, lines, out, Settings(beam_size=2))
+    rows = out.getvalue().split("\n")
+    assert rows[-1] == "" and len(rows) - 1 == len(lines)
+    assert rows[:-1] == translator.translate(lines, beam_size=2)
+    assert rows[1] == rows[3] == rows[5] == ""
+    assert len(set(rows[6:-1])) > len(sentences[3:]) // 2  # real, different translations
+
+
+def test_translate_stream_nbest_format(translator, sentences):
+    out = io.StringIO()
+    translate_stream(translator, sentences[:4] + [""], out, Settings(beam_size=3, nbest=3))
+    rows = [r.split("\t") for r in out.getvalue().splitlines()]
+    assert all(len(r) == 3 for r in rows)
+    numbers = [int(r[0]) for r in rows]
+    assert numbers == sorted(numbers) and set(numbers) == {1, 2, 3, 4, 5}
+    for n in range(1, 5):
+        scores = [float(r[1]) for r in rows if int(r[0]) == n]
+        assert 1 <= len(scores) <= 3 and scores == sorted(scores, reverse=True)
+    assert rows[-1] == ["5", "0.0000", ""]
+
+
+def test_translate_stream_with_attention_writes_one_png_per_line(translator, sentences, tmp_path, capsys):
+    t = Translator(translator.model, translator.tokenizer, checkpoint_path=tmp_path / "checkpoints" / "x.pt")
+    out = io.StringIO()
+    lines = [sentences[0], " ", sentences[1]]
+    translate_stream(t, lines, out, Settings(show_attention=True))
+    assert out.getvalue().splitlines() == t.translate(lines)
+    pngs = sorted((tmp_path / "attention").glob("*.png"))  # run dir = parent of checkpoints/
+    assert [p.name for p in pngs] == ["001.png", "002.png"]  # none for the blank line
+    err = capsys.readouterr().err
+    assert f"line 1: attention plot {pngs[0]}" in err and f"line 3: attention plot {pngs[1]}" in err
+
+
+# ---------------------------------------------------------------------- the prompt's commands
+
+
+def test_prompt_commands_and_translation(translator, sentences, tmp_path, capsys):
+    t = Translator(translator.model, translator.tokenizer, checkpoint_path=tmp_path / "m.pt")
+    p = Prompt(t, Settings(beam_size=1), history=tmp_path / "hist")
+    assert p.handle(sentences[0]) is True
+    assert capsys.readouterr().out == t.translate(sentences[0], beam_size=1)[0] + "\n"
+
+    assert p.handle(":beam 3") and p.settings.beam_size == 3
+    assert "beam 3" in capsys.readouterr().err
+    for bad in (":beam 0", ":beam x", ":nbest -1", ":attn maybe", ":layer 9", ":head 99", ":frobnicate"):
+        assert p.handle(bad) is True  # a message, no exception, settings unchanged
+    assert (p.settings.beam_size, p.settings.nbest, p.settings.show_attention) == (3, 1, False)
+    assert "unknown command :frobnicate" in capsys.readouterr().err
+
+    assert p.handle(":nbest 2") and p.settings.nbest == 2
+    capsys.readouterr()
+    p.handle(sentences[1])
+    shown = capsys.readouterr().out.splitlines()
+    best = t.translate(sentences[1], beam_size=3, nbest=2)[0]
+    assert shown == [f"{i}. ({c.score:.3f}) {c.text}" for i, c in enumerate(best, 1)]
+
+    assert p.handle(":greedy") and (p.settings.beam_size, p.settings.nbest) == (1, 1)
+    assert p.handle(":head grid") and p.settings.grid
+    assert p.handle(":head 1") and (p.settings.head, p.settings.grid) == (1, False)
+    assert p.handle(":layer 0") and p.settings.layer == 0
+    assert p.handle(":attn on") and p.settings.show_attention
+    capsys.readouterr()
+    p.handle(sentences[2])
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == t.translate(sentences[2])[0]
+    assert all("->" in line for line in lines[1:]) and len(lines) > 2  # the text view
+    assert (tmp_path / "attention" / "001.png").is_file() and "001.png" in err
+
+    assert p.handle(":) smiley") is True  # not a command: translated
+    assert capsys.readouterr().out.splitlines()[0] == t.translate(":) smiley")[0]
+    assert p.handle("   ") is True and capsys.readouterr().out == ""  # blank: no output
+    assert p.handle(":quit") is False and p.handle(":q") is False
+
+
+# ---------------------------------------------------------------------- viz
+
+
+def test_attention_plots_are_valid_pngs_of_plausible_size(translator, sentences, tmp_path):
+    src, tgt, weights = translator.attention(sentences[0])
+    mean = viz.plot_attention(src, tgt, weights, tmp_path / "mean.png", title="mean")
+    head = viz.plot_attention(src, tgt, weights, tmp_path / "head.png", head=2)
+    grid = viz.plot_attention(src, tgt, weights, tmp_path / "grid.png", grid=True)
+    for path in (mean, head, grid):
+        w, h = png_size(path)
+        assert 200 <= w <= 4000 and 150 <= h <= 4000, (path, w, h)
+        assert path.stat().st_size > 5_000
+    # the grid holds H panels: larger than a single heatmap
+    assert png_size(grid)[0] * png_size(grid)[1] > png_size(mean)[0] * png_size(mean)[1]
+    # not a blank picture
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(mean)
+    assert pixels.std() > 0.05
+    # a very long sentence gets a bounded image
+    long_src = [f"s{i}" for i in range(300)]
+    w = np.full((2, 5, 300), 1 / 300)
+    big = viz.plot_attention(long_src, ["a", "b", "c", "d", "e"], w, tmp_path / "big.png")
+    assert max(png_size(big)) <= viz.MAX_INCHES * 100 + 1
+    with pytest.raises(ValueError, match="do not match"):
+        viz.plot_attention(src[:-1], tgt, weights, tmp_path / "bad.png")
+
+
+def test_select_heads_and_text_view():
+    w = np.zeros((2, 3, 4))
+    w[0, 0, 1], w[1, 0, 1] = 1.0, 1.0  # both heads: target 0 -> source 1
+    w[0, 1, 3], w[1, 1, 0] = 1.0, 1.0  # heads disagree on target 1
+    w[0, 2, 2], w[1, 2, 2] = 0.6, 0.8
+    w[0, 2, 0], w[1, 2, 0] = 0.4, 0.2
+    np.testing.assert_allclose(viz.select_heads(w).sum(-1), 1.0)
+    assert viz.strongest_source(viz.select_heads(w, 1)) == [(1, 1.0), (0, 1.0), (2, 0.8)]
+    view = viz.text_view(["A", "dog", "runs", "</s>"], ["x", "yy", "</s>"], viz.select_heads(w))
+    assert view.splitlines() == ["  x     -> dog (1.00)", "  yy    -> A (0.50)", "  </s>  -> runs (0.70)"]
+    with pytest.raises(IndexError):
+        viz.select_heads(w, 5)
+
+
+def test_next_plot_path_never_overwrites(tmp_path):
+    assert viz.next_plot_path(tmp_path / "a").name == "001.png"
+    (tmp_path / "a" / "007.png").write_bytes(b"")
+    (tmp_path / "a" / "notes.txt").write_text("x")
+    assert viz.next_plot_path(tmp_path / "a").name == "008.png"
+    assert attention_dir(tmp_path / "run" / "checkpoints" / "best.pt") == (tmp_path / "run" / "attention").resolve()
+    assert attention_dir(tmp_path / "model.pt") == (tmp_path / "attention").resolve()
+
+
+def test_attention_plotter_rejects_unwritable_dir(translator, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    t = Translator(translator.model, translator.tokenizer, checkpoint_path=blocker / "m.pt")
+    with pytest.raises(UserError, match="cannot write attention plots"):
+        AttentionPlotter(t, Settings(show_attention=True))("a dog runs")
