@@ -246,6 +246,7 @@ class EvaluateConfig:
     output_dir: Optional[str] = None  # default: next to the checkpoint
     device: str = "auto"
     data: Optional[DataConfig] = None  # default: the data config stored in the checkpoint
+    data_dir: Optional[str] = None  # replaces data.dir of the stored config (corpus moved since training)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     metric: MetricConfig = field(default_factory=MetricConfig)
 

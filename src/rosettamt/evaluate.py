@@ -15,7 +15,7 @@ import gzip
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -184,6 +184,7 @@ def evaluate(
     src_file: Optional[str | Path] = None,
     ref_file: Optional[str | Path] = None,
     data: Optional[DataConfig] = None,
+    data_dir: Optional[str | Path] = None,
     decode: Optional[DecodeConfig] = None,
     metric: Optional[MetricConfig] = None,
     output_dir: Optional[str | Path] = None,
@@ -192,7 +193,8 @@ def evaluate(
 ) -> List[EvalResult]:
     """Score a checkpoint (or a run's best one) on corpus splits, or on a src_file/ref_file pair.
 
-    The corpus comes from ``data`` or else the data config stored in the checkpoint. Files go to
+    The corpus comes from ``data`` or else the data config stored in the checkpoint (``data_dir``
+    replaces its directory, for a corpus that moved since training). Files go to
     output_dir or next to the checkpoint: ``{ckpt}.{split}.{greedy|beamK}.hyp.{lang}``, ``.ref``
     and ``.scores.json``.
     """
@@ -214,6 +216,8 @@ def evaluate(
     stored_data = data is None
     if data is None:
         data = from_dict(DataConfig, ckpt.get("config", {}).get("data", {}))
+    if data_dir is not None:
+        data = replace(data, dir=str(data_dir))
     out_dir = Path(output_dir) if output_dir is not None else checkpoint.parent
     tag = decode_tag(decode)
 
@@ -230,7 +234,7 @@ def evaluate(
             if not stored_data:
                 raise
             raise UserError(f"{err} (this is the data config stored in {checkpoint.name}; replace it with "
-                            f"e.g. +data=multi30k data.dir=DIR data.src_lang={data.src_lang} "
+                            f"data_dir=DIR, or e.g. +data=multi30k data.dir=DIR data.src_lang={data.src_lang} "
                             f"data.tgt_lang={data.tgt_lang})") from None
 
     results = []

@@ -33,7 +33,8 @@ def test_every_group_option_composes_into_the_schema(group, option):
 
 
 @pytest.mark.parametrize("name,schema", [("prepare", C.PrepareConfig), ("train", C.TrainConfig),
-                                         ("evaluate", C.EvaluateConfig), ("translate", C.TranslateConfig)])
+                                         ("evaluate", C.EvaluateConfig), ("translate", C.TranslateConfig),
+                                         ("average", C.AverageConfig)])
 def test_primary_configs_compose(name, schema):
     assert isinstance(C.to_object(_compose(name, [])), schema)
 

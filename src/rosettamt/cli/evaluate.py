@@ -1,7 +1,7 @@
 """rosettamt-evaluate (Hydra app; config: configs/evaluate.yaml).
 
     rosettamt-evaluate checkpoint=PATH split=[test_2016_flickr,test_2017_flickr] decode=beam
-    rosettamt-evaluate run_dir=outputs/myrun decode=greedy
+    rosettamt-evaluate run_dir=outputs/myrun decode=greedy data_dir=../shared/data/multi30k
     rosettamt-evaluate checkpoint=PATH src_file=test.en ref_file=test.de decode.beam_size=8
 """
 
@@ -20,7 +20,7 @@ def main(cfg: EvaluateConfig, run_dir: Path) -> None:
 
     results = evaluate(
         cfg.checkpoint, run_dir=cfg.run_dir, splits=cfg.split, src_file=cfg.src_file, ref_file=cfg.ref_file,
-        data=cfg.data, decode=cfg.decode, metric=cfg.metric, output_dir=cfg.output_dir, device=cfg.device,
+        data=cfg.data, data_dir=cfg.data_dir, decode=cfg.decode, metric=cfg.metric, output_dir=cfg.output_dir, device=cfg.device,
         progress=sys.stderr.isatty(),
     )
     for result in results:
