@@ -226,7 +226,7 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------
 
-    def _batches(self) -> Iterator[Batch]:
+    def batches(self) -> Iterator[Batch]:
         """Batches across epochs; ``self.epoch`` counts finished epochs; stops at trainer.max_epochs."""
         resumed = self._sampler_resumed
         while not (self.tc.max_epochs > 0 and self.epoch >= self.tc.max_epochs):
@@ -244,7 +244,7 @@ class Trainer:
         tc = self.tc
         self._t0 = time.perf_counter()
         self.model.train()
-        stream = self._batches()
+        stream = self.batches()
         self._reset_window()
         progress = Progress(tc, self.step, enabled=self.dist.is_main)
         stop = ""
@@ -257,7 +257,7 @@ class Trainer:
                 if len(micro) < self.cfg.optim.accum_steps:  # trainer.max_epochs reached
                     stop = "max_epochs"
                     break
-                self._train_step(micro)
+                self.train_step(micro)
                 self.step += 1
                 progress.update(self.step)
                 boundary = self.step % tc.log_every == 0
@@ -276,7 +276,8 @@ class Trainer:
                 self._log_window(progress)
         return self._finish(stop or "max_steps")
 
-    def _train_step(self, micro: List[Batch]) -> None:
+    def train_step(self, micro: List[Batch]) -> None:
+        """One optimizer step over the micro-batches (gradient accumulation); public for scripts/bench_train.py."""
         n_tokens = sum(b.n_tgt_tokens for b in micro)
         scale: Any = 1.0 / max(n_tokens, 1)
         if self.dist.enabled:  # normalise by the target tokens of all ranks: every token weighs the same

@@ -1,0 +1,80 @@
+"""Every command is a Hydra app that finds its configs through the package, from any directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COMMANDS = ["prepare", "train", "evaluate", "translate", "average"]
+
+
+def run(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_console_script_help_lists_config_groups(name, tmp_path):
+    exe = shutil.which(f"rosettamt-{name}")
+    assert exe, f"console script rosettamt-{name} is not installed"
+    res = run([exe, "--help"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "== Configuration groups ==" in res.stdout and "decode:" in res.stdout
+
+
+@pytest.mark.parametrize("module,key,override", [
+    ("rosettamt.prepare", "tokenizer:", "tokenizer.vocab_size=1234"),
+    ("rosettamt.train", "trainer:", "decode.beam_size=1234"),
+    ("rosettamt.evaluate", "split:", "decode.beam_size=1234"),
+    ("rosettamt.translate", "show_attention:", "decode.beam_size=1234"),
+])
+def test_python_dash_m_composes_config_from_any_directory(module, key, override, tmp_path):
+    res = run([sys.executable, "-m", module, "--cfg", "job", override], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert key in res.stdout and ": 1234" in res.stdout
+    assert not (tmp_path / "outputs").exists()  # --cfg only prints
+
+
+def test_unknown_key_is_rejected_by_hydra_before_anything_runs(tmp_path):
+    res = run([sys.executable, "-m", "rosettamt.train", "trainer.max_stepz=5"], tmp_path)
+    assert res.returncode != 0
+    assert "max_stepz" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_multirun_sweeps_into_outputs_multirun(toy_files, tmp_path):
+    train_src, train_tgt = toy_files["train"]
+    res = run([sys.executable, "-m", "rosettamt.prepare", "-m", "data=files", f"data.files.train=[{train_src},{train_tgt}]",
+               "data.val_split=", "data.test_splits=[]", "data.cache_dir=cache", "tokenizer.vocab_size=60,70"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("vocab size 60") == 1 and res.stdout.count("vocab size 70") == 1
+    jobs = sorted(p.name for p in (tmp_path / "outputs" / "multirun").glob("*/*/*") if p.is_dir())
+    assert jobs == ["0", "1"]
+
+
+@pytest.mark.slow
+def test_regular_wheel_install_carries_the_configs(tmp_path):
+    """A non-editable install must find configs inside the package, not in the repository."""
+    pytest.importorskip("hatchling")
+    wheels = tmp_path / "wheels"
+    res = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+              tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    (wheel,) = wheels.glob("rosettamt-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "rosettamt/configs/train.yaml" in names and "rosettamt/configs/model/multi30k_tiny.yaml" in names
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)  # a wheel is a zip of the installed files
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    code = "import rosettamt.paths as p; print(p.__file__); print(p.config_dir())"
+    res = run([sys.executable, "-c", code], tmp_path, env=env)
+    module_file, configs = res.stdout.split()
+    assert Path(module_file).is_relative_to(target) and Path(configs) == target / "rosettamt" / "configs"
+    res = run([sys.executable, "-c", "from rosettamt.cli.train import main; import sys; sys.argv=['x','--cfg','job']; main()"],
+              tmp_path, env=env)
+    assert res.returncode == 0 and "d_model: 256" in res.stdout, res.stderr
