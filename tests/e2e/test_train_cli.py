@@ -36,7 +36,7 @@ def _cmd(prog: str, *args: str) -> list:
     return [sys.executable, "-m", f"rosettamt.{prog}", *args]
 
 
-def _run(cmd: list, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+def _run(cmd: list, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
@@ -73,7 +73,7 @@ def test_train_cli_writes_the_run_directory_and_prints_test_scores(toy_files, ca
     assert "trainer.average_last" in bad.stderr
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
     end = time.time() + timeout
     while not path.is_file():
         assert proc.poll() is None, "the run ended before writing a checkpoint"
@@ -100,7 +100,7 @@ def test_sigkill_then_resume_ends_bit_identical_to_the_uninterrupted_run(toy_fil
     resumed = _run(_cmd("train", *args, "hydra.run.dir=victim", "trainer.resume=true"), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in (tmp_path / "victim" / "train.log").read_text()
-    assert full.wait(timeout=300) == 0
+    assert full.wait(timeout=900) == 0
     a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "victim" / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == steps

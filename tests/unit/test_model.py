@@ -83,12 +83,8 @@ def test_presets_have_the_documented_sizes():
     assert 60e6 < expected_parameters(base) < 66e6
 
 
-def test_tiny_preset_builds_quickly_and_runs():
-    import time
-
-    t0 = time.perf_counter()
+def test_tiny_preset_builds_and_runs():
     model = Seq2SeqTransformer(preset("tiny", src_vocab_size=V, tgt_vocab_size=V))
-    assert time.perf_counter() - t0 < 0.5
     src, mask = ragged_batch([4, 2])
     assert model(src, mask, torch.randint(4, V, (2, 3))).shape == (2, 3, V)
 

@@ -76,7 +76,7 @@ def test_accumulated_micro_batches_give_the_gradient_of_their_union(make_cfg, tm
     trainer = Trainer(cfg, tmp_path / "run")
     trainer._t0 = 0.0
     trainer._reset_window()
-    stream = trainer._batches()
+    stream = trainer.batches()
     b1, b2 = next(stream), next(stream)
     grads = []
     trainer.optimizer.step = lambda: grads.append([p.grad.clone() for p in trainer.model.parameters()])
@@ -88,9 +88,9 @@ def test_accumulated_micro_batches_give_the_gradient_of_their_union(make_cfg, tm
 
     union = collate(rows(b1, "src") + rows(b2, "src"), rows(b1, "tgt") + rows(b2, "tgt"),
                     b1.indices.tolist() + b2.indices.tolist())
-    trainer._train_step([b1, b2])
-    trainer._train_step([union])
-    trainer._train_step([b1])
+    trainer.train_step([b1, b2])
+    trainer.train_step([union])
+    trainer.train_step([b1])
     accumulated, together, alone = grads
     for g_acc, g_all in zip(accumulated, together):
         torch.testing.assert_close(g_acc, g_all, rtol=1e-4, atol=1e-6)

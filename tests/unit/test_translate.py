@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 
 import numpy as np
 import pytest
@@ -260,9 +259,10 @@ class WordTokenizer:
         return " ".join(f"w{i}" for i in ids)
 
 
-def test_small_model_translates_a_sentence_well_under_a_second():
-    """model=small (d 256, 3+3 layers, vocab 8000), beam 5, random weights: the worst case (no early
-    EOS, the search runs to max_len) for a typical 16-word sentence."""
+def test_small_model_with_unreachable_min_len_runs_to_max_len():
+    """model=small (d 256, 3+3 layers, vocab 8000), beam 5, random weights, min_len beyond max_len:
+    min_len is capped at max_len, so the search ends there instead of never (latency of this worst
+    case is measured by scripts/bench_decode.py, not asserted here)."""
     import torch
 
     from rosettamt.config import DecodeConfig, ModelConfig
@@ -271,14 +271,7 @@ def test_small_model_translates_a_sentence_well_under_a_second():
     cfg = ModelConfig(d_model=256, encoder_layers=3, decoder_layers=3, n_heads=4, d_ff=1024, dropout=0.1,
                       src_vocab_size=8000, tgt_vocab_size=8000, joint_vocab=True)
     torch.manual_seed(0)
-    # min_len beyond max_len: EOS is allowed only at max_len, so every search runs the full length
     decode = DecodeConfig(strategy="beam", beam_size=5, min_len=1000)
     small = Translator(Seq2SeqTransformer(cfg), WordTokenizer(), decode)
     sentence = "A man in a blue shirt is riding a bike near the red house in the park ."
     assert len(small(sentence).split()) == int(1.5 * (len(sentence.split()) + 1) + 10)  # max_len
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        small.translate(sentence)
-        times.append(time.perf_counter() - started)
-    assert min(times) < 1.0, times  # ~0.65 s on one busy shared core of the dev machine
