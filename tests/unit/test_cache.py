@@ -5,20 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rosettamt.config import ModelConfig
-from rosettamt.model import DecoderCache, Seq2SeqTransformer
+from rosettamt.model import DecoderCache
+from test_model import V, make_model  # the same tiny random model
 
-V = 40
 ATOL = 1e-5
-
-
-def make_model(**overrides) -> Seq2SeqTransformer:
-    torch.manual_seed(0)
-    cfg = ModelConfig(d_model=32, encoder_layers=2, decoder_layers=2, n_heads=4, d_ff=64, dropout=0.0,
-                      src_vocab_size=V, tgt_vocab_size=V, joint_vocab=True, max_positions=64)
-    for key, value in overrides.items():
-        setattr(cfg, key, value)
-    return Seq2SeqTransformer(cfg).eval()
 
 
 def ragged_batch(lengths, seed=1):

@@ -24,17 +24,7 @@ from rosettamt.prompt import (
     translate_stream,
 )
 from rosettamt.translate import Translator
-from toy_checkpoint import read_lines, toy_checkpoint
-
-
-@pytest.fixture(scope="module")
-def ckpt(toy_files, tmp_path_factory):
-    return toy_checkpoint(toy_files, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def translator(ckpt) -> Translator:
-    return Translator.from_checkpoint(ckpt, device="cpu")
+from toy_checkpoint import read_lines
 
 
 @pytest.fixture(scope="module")
