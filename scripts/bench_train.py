@@ -23,6 +23,8 @@ Ablations switch off one speed feature each:
     --naive-loss        F.cross_entropy(label_smoothing=...) with autograd, instead of train/loss.py's
                         hand-written gradient (the NLL is not computed separately: not needed here)
     --random-batches    batches of random examples under the same padded-token budget (no bucketing)
+    --all-positions     project and score every target position, padding included (the trainer
+                        passes only the non-padding rows to the output projection)
     --math-attention    F.scaled_dot_product_attention restricted to the math (unfused) kernel
     --explicit-attention  the module's own q k^T / masked_fill / softmax path (as with need_weights)
 
@@ -151,6 +153,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         loop.label_smoothed_loss = naive_loss  # the name Trainer.train_step calls
     if args.explicit_attention:
         force_explicit_attention()
+    if args.all_positions:
+        loop.Trainer.target_rows = lambda self, batch: None  # type: ignore[method-assign]
     attention_ctx: Any = contextlib.nullcontext
     if args.math_attention:
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -213,8 +217,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def variant(args: argparse.Namespace) -> str:
-    flags = [name for name in ("no_fused_optim", "naive_loss", "random_batches", "math_attention",
-                               "explicit_attention") if getattr(args, name)]
+    flags = [name for name in ("no_fused_optim", "naive_loss", "all_positions", "random_batches",
+                               "math_attention", "explicit_attention") if getattr(args, name)]
     return ", ".join(f.replace("_", "-") for f in flags) or "default"
 
 
@@ -267,6 +271,7 @@ def main() -> None:
     p.add_argument("--no-fused-optim", action="store_true", help="foreach AdamW instead of fused")
     p.add_argument("--naive-loss", action="store_true", help="F.cross_entropy(label_smoothing) + autograd")
     p.add_argument("--random-batches", action="store_true", help="no length bucketing")
+    p.add_argument("--all-positions", action="store_true", help="output projection on padding rows too")
     p.add_argument("--math-attention", action="store_true", help="SDPA math kernel only")
     p.add_argument("--explicit-attention", action="store_true", help="explicit softmax attention path")
     p.add_argument("-v", "--verbose", action="store_true", help="show the trainer's and datasets' log lines")

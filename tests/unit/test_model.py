@@ -189,6 +189,28 @@ def test_padding_invariance(overrides):
     assert not torch.allclose(m(changed, mask, tgt)[1], logits[1], atol=1e-4)
 
 
+def test_projecting_selected_rows_equals_the_full_projection_and_its_gradients():
+    """forward(..., rows) (what training uses to skip padding) == those rows of the full logits, gradients too."""
+    from rosettamt.train.loss import label_smoothed_loss
+
+    m = make_model(tie_all=False).train()  # untied output: its own weight gradient is compared too
+    src, mask = ragged_batch([6, 3, 4])
+    tgt_in, tgt_out = torch.randint(4, V, (3, 5)), torch.randint(4, V, (3, 5))
+    tgt_out[1, 2:] = 0  # padding
+    tgt_out[2, 4:] = 0
+    rows = (tgt_out.reshape(-1) != 0).nonzero().squeeze(1)
+    full = m(src, mask, tgt_in)  # (B, T, V)
+    loss_full, _ = label_smoothed_loss(full, tgt_out, 0.1)
+    grads_full = torch.autograd.grad(loss_full, list(m.parameters()))
+    picked = m(src, mask, tgt_in, rows)  # (K, V)
+    assert picked.shape == (len(rows), V) and len(rows) == int((tgt_out != 0).sum())
+    torch.testing.assert_close(picked, full.reshape(-1, V)[rows], atol=1e-6, rtol=0)
+    loss_rows, _ = label_smoothed_loss(picked, tgt_out.reshape(-1)[rows], 0.1)
+    torch.testing.assert_close(loss_rows, loss_full)
+    for g_rows, g_full in zip(torch.autograd.grad(loss_rows, list(m.parameters())), grads_full):
+        torch.testing.assert_close(g_rows, g_full, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("overrides", [{}, {"norm": "post", "positions": "learned"}])
 def test_causality(overrides):
     m = make_model(**overrides)

@@ -121,8 +121,13 @@ class Seq2SeqTransformer(nn.Module):
         src_mask: Tensor,
         cache: Optional[DecoderCache] = None,
         need_weights: bool = False,
+        rows: Optional[Tensor] = None,
     ) -> Union[Tensor, Tuple[Tensor, List[Tensor]]]:
         """Logits (N, T, V) for target ids tgt (N, T); with need_weights also cross-attention (N, H, T, S) per layer.
+
+        rows (K,) int64, flat indices into the N * T positions: only those are normalised and
+        projected, and the logits come back as (K, V). Training passes the non-padding positions:
+        the output projection is the largest matmul of a small model, padding rows are wasted work.
 
         Without a cache, N == B and tgt is the whole prefix (causal self-attention). With a cache,
         tgt holds the new positions only, positions continue from cache.length, N == B * beam_size
@@ -143,8 +148,8 @@ class Seq2SeqTransformer(nn.Module):
                 )
             layer_caches, key_mask, memory = list(cache.layers), _key_mask(cache.src_mask), None
             if T > 1:  # new position i (absolute offset + i) sees cached and new positions 0..offset+i
-                rows = torch.arange(offset, offset + T, device=tgt.device)[:, None]  # (T, 1)
-                self_mask = torch.arange(offset + T, device=tgt.device)[None, :] <= rows  # (T, offset+T)
+                new = torch.arange(offset, offset + T, device=tgt.device)[:, None]  # (T, 1)
+                self_mask = torch.arange(offset + T, device=tgt.device)[None, :] <= new  # (T, offset+T)
         weights: List[Tensor] = []
         for layer, layer_cache in zip(self.decoder, layer_caches):
             x, w = layer(x, memory, key_mask, layer_cache, self_mask, need_weights)
@@ -152,12 +157,14 @@ class Seq2SeqTransformer(nn.Module):
                 weights.append(w)
         if cache is not None:
             cache.length += T
-        logits = self.output(self.decoder_norm(x))  # (N, T, V)
+        if rows is not None:
+            x = x.reshape(-1, x.shape[-1]).index_select(0, rows)  # (K, D)
+        logits = self.output(self.decoder_norm(x))  # (N, T, V) or (K, V)
         return (logits, weights) if need_weights else logits
 
-    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher-forced logits (B, T, V): decode(tgt_in, encode(src, src_mask), src_mask)."""
-        return self.decode(tgt_in, self.encode(src, src_mask), src_mask)  # type: ignore[return-value]
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor, rows: Optional[Tensor] = None) -> Tensor:
+        """Teacher-forced logits (B, T, V), or (K, V) for the flat positions ``rows`` (see decode)."""
+        return self.decode(tgt_in, self.encode(src, src_mask), src_mask, rows=rows)  # type: ignore[return-value]
 
     def new_cache(self, memory: Tensor, src_mask: Tensor, beam_size: int = 1) -> DecoderCache:
         """An empty cache for B sentences x beam_size rows; cross K/V projected once, per sentence."""

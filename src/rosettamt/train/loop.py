@@ -288,12 +288,14 @@ class Trainer:
             if self.on_batch is not None:
                 self.on_batch(self.step + 1, batch)
             b = batch.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else batch
+            rows = self.target_rows(batch)  # non-padding target positions: the only ones projected and scored
+            target = b.tgt_out if rows is None else b.tgt_out.reshape(-1).index_select(0, rows)
             last = i == len(micro) - 1
             sync = self.train_model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
             with sync:
                 with autocast(self.device, self.amp):
-                    logits = self.train_model(b.src, b.src_mask, b.tgt_in)  # (B, T, V)
-                loss, nll = label_smoothed_loss(logits, b.tgt_out, smoothing, pad)
+                    logits = self.train_model(b.src, b.src_mask, b.tgt_in, rows)  # (K, V)
+                loss, nll = label_smoothed_loss(logits, target, smoothing, pad)
                 (loss * scale).backward()
             self._w_loss += loss.detach()
             self._w_nll += nll.detach()
@@ -304,6 +306,15 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+    def target_rows(self, batch: Batch) -> Optional[torch.Tensor]:
+        """Flat indices of the batch's non-padding target positions, on the training device.
+
+        Computed from the host copy so that CUDA never waits on a nonzero(). None would mean
+        "project every position" (scripts/bench_train.py --all-positions measures what that costs).
+        """
+        rows = (batch.tgt_out.reshape(-1) != self.cfg.model.pad_id).nonzero().squeeze(1)
+        return rows.to(self.device, non_blocking=True) if self.device.type == "cuda" else rows
 
     def _reset_window(self) -> None:
         """Running sums of one log interval; tensors so that no step waits for a .item()."""
