@@ -22,21 +22,21 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor,
                 eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
-        lse = torch.logsumexp(logits, dim=-1)  # (N,)
-        nll = lse - logits.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,) -log p(target)
-        uniform = lse - logits.mean(dim=-1)  # (N,) -mean_j log p_j: cross-entropy to the uniform target
+        logp = torch.log_softmax(logits, dim=-1)  # (N, V): one fused pass (logsumexp + sub is three)
+        nll = -logp.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,) -log p(target)
+        uniform = -logp.mean(dim=-1)  # (N,) -mean_j log p_j: cross-entropy to the uniform target
         loss = (1.0 - eps) * nll + eps * uniform
-        ctx.save_for_backward(logits, target, keep, lse)
+        ctx.save_for_backward(logp, target, keep)
         ctx.eps = eps
         zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
         return torch.where(keep, loss, zero).sum(), torch.where(keep, nll, zero).sum()
 
     @staticmethod
     def backward(ctx: Any, g_loss: torch.Tensor, g_nll: torch.Tensor) -> Tuple[Any, ...]:
-        logits, target, keep, lse = ctx.saved_tensors
-        eps, V = ctx.eps, logits.size(-1)
-        w = keep.to(logits.dtype)  # (N,) padding rows get no gradient
-        grad = torch.sub(logits, lse.unsqueeze(1)).exp_()  # (N, V) softmax
+        logp, target, keep = ctx.saved_tensors
+        eps, V = ctx.eps, logp.size(-1)
+        w = keep.to(logp.dtype)  # (N,) padding rows get no gradient
+        grad = logp.exp()  # (N, V) softmax; out of place so the graph can be backpropagated twice
         grad.mul_(((g_loss + g_nll) * w).unsqueeze(1)).sub_((g_loss * eps / V) * w.unsqueeze(1))
         on_target = -(g_loss * (1.0 - eps) + g_nll) * w  # (N,)
         grad.scatter_add_(1, target.unsqueeze(1), on_target.unsqueeze(1))
