@@ -18,6 +18,7 @@ from rosettamt.checkpoint import load_checkpoint, read_index
 from train_toy import compose_train, toy_overrides
 
 pytestmark = pytest.mark.slow
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -44,6 +45,7 @@ def test_train_cli_writes_the_run_directory_and_prints_test_scores(toy_files, ca
     run = tmp_path / "outputs" / "myrun"
     proc = _run(_cmd("train", *toy_overrides(toy_files, cache, "trainer.max_steps=40", "trainer.val_every=20",
                                              "trainer.save_every=20", "trainer.evaluate_at_end=true",
+                                             "trainer.average_last=2",
                                              "hydra.run.dir=outputs/myrun")), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("train.log", "metrics.jsonl", "config.yaml", ".hydra/config.yaml", "curves.png",
@@ -71,6 +73,26 @@ def test_train_cli_writes_the_run_directory_and_prints_test_scores(toy_files, ca
     bad = _run(_cmd("cli.average", "run_dir=outputs/myrun", "last=3"), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("rosettamt: error: ")
     assert "trainer.average_last" in bad.stderr
+
+    # scripts/tune_decode.py: averaging window and length penalty chosen on the val split. The
+    # "average" of the last 1 checkpoint is that checkpoint: its val BLEU must be what
+    # rosettamt-evaluate reports for it with the same search.
+    tune = _run([sys.executable, str(SCRIPTS / "tune_decode.py"), "outputs/myrun", "--last", "1", "2", "3",
+                 "--length-penalty", "0.6", "1.0", "--beam", "2", "--threads", "1", "--json", "tune.json"],
+                cwd=tmp_path)
+    assert tune.returncode == 0, tune.stderr[-2000:]
+    report = json.loads((tmp_path / "tune.json").read_text())
+    assert set(report["windows"]) == {"1", "2"} and "last=3: skipped" in tune.stderr  # only 2 kept
+    assert report["windows"]["2"]["checkpoints"] == ["step0000020.pt", "step0000040.pt"]
+    assert set(report["length_penalties"]) == {"0.6", "1.0"}
+    chosen = report["chosen"]
+    assert report["windows"][str(chosen["last"])]["bleu"] == max(w["bleu"] for w in report["windows"].values())
+    assert f"rosettamt-average run_dir=outputs/myrun last={chosen['last']}" in tune.stdout
+    ev = _run(_cmd("cli.evaluate", "checkpoint=outputs/myrun/checkpoints/step0000040.pt", "split=[val]",
+                   "decode=beam", "decode.beam_size=2", "output_dir=ev"), cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    (scores,) = (json.loads(p.read_text()) for p in (tmp_path / "ev").glob("*.scores.json"))
+    assert report["windows"]["1"]["bleu"] == pytest.approx(scores["bleu"])
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
