@@ -47,7 +47,7 @@ def label_smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: f
                         pad_id: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """(smoothed loss sum, plain NLL sum) over the non-padding positions of ``target``.
 
-    logits: (B, T, V); target: (B, T). The smoothed target puts 1 - eps on the label and
+    logits: (B, T, V) and target (B, T), or already flat: (K, V) and (K,). The smoothed target puts 1 - eps on the label and
     eps / V on every class (as torch's ``label_smoothing``); the NLL sum is what perplexity
     is computed from. Half-precision logits (autocast) are scored in float32.
     """
