@@ -36,7 +36,8 @@ class FeedForward(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(cfg.d_model, cfg.d_ff)
         self.linear2 = nn.Linear(cfg.d_ff, cfg.d_model)
-        self.act = nn.GELU() if cfg.activation == Activation.gelu else nn.ReLU()
+        # in place: W_1 x + b_1 is a fresh buffer that its backward does not need
+        self.act = nn.GELU() if cfg.activation == Activation.gelu else nn.ReLU(inplace=True)
         self.act_dropout = nn.Dropout(cfg.act_dropout)
         for lin in (self.linear1, self.linear2):
             nn.init.xavier_uniform_(lin.weight)
