@@ -156,19 +156,22 @@ def load_model_state(model: torch.nn.Module, ckpt: Dict[str, Any], path: Union[P
     model.load_state_dict(state)
 
 
-def load_for_inference(path: Path, device: Any) -> Tuple[Any, Any, Dict[str, Any]]:
-    """(model in eval mode on ``device``, tokenizer, checkpoint dict) from one checkpoint file."""
-    from rosettamt.config import ModelConfig, from_dict
+def load_for_inference(path: Path, device: Any, precision: str = "fp32") -> Tuple[Any, Any, Dict[str, Any]]:
+    """(model in eval mode on ``device``, tokenizer, checkpoint dict) from one checkpoint file;
+    precision (decode.precision: fp32, bf16 or auto) is the dtype the weights are cast to."""
+    from rosettamt.config import ModelConfig, Precision, from_dict
     from rosettamt.data.tokenizer import Tokenizer
     from rosettamt.model import Seq2SeqTransformer
-    from rosettamt.train.device import resolve_device
+    from rosettamt.train.device import inference_dtype, resolve_device
 
+    dev = resolve_device(device)
+    dtype = inference_dtype(Precision(precision), dev)
     ckpt = load_checkpoint(path, map_location="cpu")
     for key in TRAINING_KEYS:  # free optimizer state etc. early: inference never needs it
         ckpt.pop(key, None)
     model = Seq2SeqTransformer(from_dict(ModelConfig, ckpt["model_config"]))
     load_model_state(model, ckpt, path)
-    model.to(resolve_device(device)).eval()
+    model.to(device=dev, dtype=dtype).eval()
     tokenizer = Tokenizer.from_state_dict(ckpt["tokenizer"])
     return model, tokenizer, ckpt
 

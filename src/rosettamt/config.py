@@ -209,6 +209,9 @@ class DecodeConfig:
     nbest: int = 1
     max_tokens: int = 8192  # source tokens per decoding batch
     use_cache: bool = True
+    # weights and activations while decoding: fp32, bf16 (GPUs and CPUs with bf16 matmul units,
+    # e.g. AVX512-BF16/AMX), or auto = bf16 on CUDA, fp32 on CPU. Applied when a checkpoint is loaded.
+    precision: Precision = Precision.fp32
 
 
 @dataclass

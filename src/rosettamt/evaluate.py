@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import torch
 from sacrebleu.metrics import BLEU, CHRF
 
 from rosettamt.config import MULTI30K_SPLITS, DataConfig, DecodeConfig, MetricConfig, Source, Strategy, from_dict
@@ -103,9 +104,12 @@ def score(hyps: Sequence[str], refs: Sequence[str], tgt_lang: str = "en",
 # ---------------------------------------------------------------------------- decoding
 
 
-def decode_tag(cfg: DecodeConfig) -> str:
-    """Short name of the search, used in file names: greedy, beam5."""
-    return "greedy" if cfg.strategy == Strategy.greedy else f"beam{cfg.beam_size}"
+def decode_tag(cfg: DecodeConfig, model=None) -> str:
+    """Short name of the search, used in file names: greedy, beam5; -bf16 when the model decodes in bf16."""
+    tag = "greedy" if cfg.strategy == Strategy.greedy else f"beam{cfg.beam_size}"
+    if model is not None and next(model.parameters()).dtype == torch.bfloat16:
+        tag += "-bf16"
+    return tag
 
 
 def translate_texts(model, tokenizer, texts: Sequence[str], cfg: DecodeConfig, device,
@@ -134,7 +138,7 @@ def evaluate_texts(model, tokenizer, src: Sequence[str], refs: Sequence[str], na
     scores = score(hyps, refs, tgt_lang, metric.paper_protocol)
     seconds = max(seconds, 1e-9)
     result = EvalResult(name=name, sentences=len(hyps), hyp_file=str(hyp_file), ref_file=str(ref_file),
-                        decode=decode_tag(decode), seconds=seconds, sentences_per_s=len(hyps) / seconds,
+                        decode=decode_tag(decode, model), seconds=seconds, sentences_per_s=len(hyps) / seconds,
                         tokens_per_s=tokens / seconds, **scores)
     Path(f"{out_prefix}.scores.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
     return result
@@ -212,14 +216,14 @@ def evaluate(
     if not checkpoint.is_file():
         raise UserError(f"checkpoint={checkpoint}: no such file")
     dev = resolve_device(device)
-    model, tokenizer, ckpt = load_for_inference(checkpoint, dev)
+    model, tokenizer, ckpt = load_for_inference(checkpoint, dev, decode.precision)
     stored_data = data is None
     if data is None:
         data = from_dict(DataConfig, ckpt.get("config", {}).get("data", {}))
     if data_dir is not None:
         data = replace(data, dir=str(data_dir))
     out_dir = Path(output_dir) if output_dir is not None else checkpoint.parent
-    tag = decode_tag(decode)
+    tag = decode_tag(decode, model)
 
     if src_file is not None:
         src_path, ref_path = Path(src_file), Path(ref_file)  # type: ignore[arg-type]

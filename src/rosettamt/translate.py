@@ -105,7 +105,7 @@ class Translator:
         elif not path.is_file():
             raise UserError(f"checkpoint={path}: no such file")
         dev = resolve_device(device)
-        model, tok, ckpt = load_for_inference(path, dev)
+        model, tok, ckpt = load_for_inference(path, dev, (decode or DecodeConfig()).precision)
         data_cfg = (ckpt.get("config") or {}).get("data") or {}
         info = {"src_lang": data_cfg.get("src_lang"), "tgt_lang": data_cfg.get("tgt_lang"),
                 "step": ckpt.get("step"), "val_bleu": ckpt.get("val_bleu")}

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from toy_checkpoint import read_lines, toy_checkpoint
 
 from rosettamt.config import DataConfig, DecodeConfig, MetricConfig
@@ -148,3 +149,23 @@ def test_cli_prints_scores_with_signatures(ckpt, toy_files, tmp_path):
     proc = run_cli(f"checkpoint={tmp_path / 'missing.pt'}", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"rosettamt: error: checkpoint={tmp_path / 'missing.pt'}: no such file"]
+
+
+def test_bf16_decoding_casts_the_model_tags_the_files_and_keeps_the_translations(ckpt, toy_files, tmp_path):
+    """decode.precision=bf16 decodes with bf16 weights (its own file names) and mostly agrees with fp32."""
+    from rosettamt.checkpoint import load_for_inference
+
+    model, _, _ = load_for_inference(ckpt, "cpu", "bf16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    src_file, ref_file = toy_files["test"]
+    results = {}
+    for precision in ("fp32", "bf16"):
+        (results[precision],) = evaluate(ckpt, src_file=src_file, ref_file=ref_file,
+                                         decode=DecodeConfig(strategy="beam", beam_size=4, precision=precision),
+                                         output_dir=tmp_path, device="cpu", progress=False)
+    fp32, bf16 = results["fp32"], results["bf16"]
+    assert fp32.hyp_file.endswith(".beam4.hyp.tgt") and bf16.hyp_file.endswith(".beam4-bf16.hyp.tgt")
+    same = sum(a == b for a, b in zip(read_lines(fp32.hyp_file), read_lines(bf16.hyp_file)))
+    assert same >= 80, f"only {same}/100 bf16 translations equal the fp32 ones"
+    assert bf16.bleu == pytest.approx(fp32.bleu, abs=3.0)
+    assert load_for_inference(ckpt, "cpu", "auto")[0].output.weight.dtype == torch.float32  # auto: fp32 on CPU

@@ -46,6 +46,16 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
     return torch.bfloat16
 
 
+def inference_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    """The dtype a model is cast to for decoding (decode.precision): no autocast, the weights
+    themselves, so every matmul runs in it. ``auto`` means bf16 on CUDA, fp32 on CPU."""
+    if precision == Precision.fp32 or (precision == Precision.auto and device.type != "cuda"):
+        return torch.float32
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError("decode.precision=bf16 but this GPU has no bf16 support; use decode.precision=fp32")
+    return torch.bfloat16
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
     """Mixed precision for the forward pass; a no-op context for fp32."""
     if dtype is None:
