@@ -27,6 +27,12 @@ from typing import Any, Dict, List
 
 BUCKETS = [(1, 10), (11, 15), (16, 20), (21, 30), (31, 10_000)]  # source subword tokens, EOS not counted
 
+# Peers measured on this 2-core CPU for model=small, fp32, 2 threads, test_2016_flickr (1,000
+# sentences): (name, greedy sentences/s, beam 5 sentences/s); ranges as measured.
+ANCHORS = [("JoeyNMT 2.3", "12", "8"), ("Hugging Face generate", "65", "18"),
+           ("OpenNMT-py 3.5", "150-200", "72-80"), ("CTranslate2 (C++)", "~300", "~120"),
+           ("rosettamt goal", "250", "100")]
+
 
 def read_sources(args: argparse.Namespace, ckpt: Dict[str, Any]) -> List[str]:
     """Source sentences: --src-file, else {data_dir}/{split}.{src_lang}.gz, else the checkpoint's corpus."""
@@ -73,7 +79,7 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    model, tok, ckpt = load_for_inference(Path(args.checkpoint), device)
+    model, tok, ckpt = load_for_inference(Path(args.checkpoint), device, args.precision)
     src_ids = tok.encode_src(read_sources(args, ckpt))
     strategy, cache = args.one.split(":")
     cfg = DecodeConfig(strategy=strategy, beam_size=args.beam if strategy == "beam" else 1,
@@ -103,7 +109,8 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
     seconds = sum(b["seconds"] for b in buckets)
     tokens = sum(len(o) for o in outputs if o is not None)
     return {"config": args.one, "strategy": strategy, "beam_size": cfg.beam_size, "use_cache": cfg.use_cache,
-            "device": str(device), "threads": args.threads, "sentences": len(src_ids), "seconds": seconds,
+            "device": str(device), "precision": str(next(model.parameters()).dtype).replace("torch.", ""),
+            "threads": args.threads, "sentences": len(src_ids), "seconds": seconds,
             "sentences_per_s": len(src_ids) / seconds, "tokens_per_s": tokens / seconds,
             "buckets": buckets, "outputs": outputs, **peak_memory_mib(device)}
 
@@ -112,14 +119,15 @@ def markdown(results: List[Dict[str, Any]]) -> str:
     """The two tables: throughput and memory; time per sentence by source length."""
     has_cuda = any("peak_cuda_mib" in r for r in results)
     base = {r["strategy"]: r for r in results if not r["use_cache"]}
-    head = "| search | K/V cache | sentences/s | tokens/s | speed-up | peak RSS (MiB) |" + (
+    head = "| search | K/V cache | precision | sentences/s | tokens/s | speed-up | peak RSS (MiB) |" + (
         " peak CUDA (MiB) |" if has_cuda else "")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         name = "greedy" if r["strategy"] == "greedy" else f"beam {r['beam_size']}"
         ref = base.get(r["strategy"])
         speedup = f"{r['sentences_per_s'] / ref['sentences_per_s']:.1f}x" if ref and r["use_cache"] else "1.0x"
-        row = (f"| {name} | {'yes' if r['use_cache'] else 'no (recompute)'} | {r['sentences_per_s']:.1f} | "
+        row = (f"| {name} | {'yes' if r['use_cache'] else 'no (recompute)'} | {r.get('precision', 'float32')} | "
+               f"{r['sentences_per_s']:.1f} | "
                f"{r['tokens_per_s']:.0f} | {speedup} | {r['peak_rss_mib']:.0f} |")
         if has_cuda:
             row += f" {r.get('peak_cuda_mib', 0):.0f} |"
@@ -137,6 +145,23 @@ def markdown(results: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def anchors(results: List[Dict[str, Any]]) -> str:
+    """This run's cached greedy / beam speeds beside the peers' (flagged when the setting differs)."""
+    cached = {r["strategy"]: r for r in results if r["use_cache"]}
+    if not cached:
+        return ""
+    r = next(iter(cached.values()))
+    same = r["device"] == "cpu" and r["threads"] == 2 and r["precision"] == "float32" and r["sentences"] == 1000
+    lines = ["Peer anchors (sentences/s; model=small, same 2-core CPU, 2 threads, fp32, 1,000 sentences):", "",
+             "| decoder | greedy | beam 5 |", "|---|---|---|"]
+    lines += [f"| {name} | {greedy} | {beam} |" for name, greedy, beam in ANCHORS]
+    speed = {k: f"{v['sentences_per_s']:.0f}" for k, v in cached.items()}
+    note = "" if same else (f" ({r['device']}, {r['threads']} threads, {r['precision']}, {r['sentences']} sentences:"
+                            " not the anchors' setting)")
+    lines.append(f"| this run{note} | {speed.get('greedy', '-')} | {speed.get('beam', '-')} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint")
@@ -148,6 +173,8 @@ def main() -> None:
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                   help="decode.precision: the dtype the model decodes in (the anchors are fp32)")
     p.add_argument("--max-tokens", type=int, default=8192, help="source tokens per batch")
     p.add_argument("--configs", default="greedy:cache,greedy:recompute,beam:cache,beam:recompute")
     p.add_argument("--json", help="also write the results here")
@@ -175,6 +202,8 @@ def main() -> None:
             print(f"{strategy}: cached and recomputed outputs identical for {same}/{len(a['outputs'])} sentences",
                   file=sys.stderr)
     print(markdown(results))
+    print()
+    print(anchors(results))
     if args.json:
         slim = [{k: v for k, v in r.items() if k != "outputs"} for r in results]
         Path(args.json).write_text(json.dumps(slim, indent=1) + "\n", encoding="utf-8")
