@@ -95,7 +95,7 @@ def score(hyps: Sequence[str], refs: Sequence[str], tgt_lang: str = "en",
         out[f"{key}_signature"] = str(metric.get_signature())
     out["paper_bleu"] = out["paper_signature"] = None
     if paper_protocol:
-        bleu = BLEU(tokenize="none")
+        bleu = BLEU(tokenize="none", force=True)  # tokenized on purpose: no "forgot to detokenize" warning
         out["paper_bleu"] = bleu.corpus_score(paper_tokenize(hyps, tgt_lang), [paper_tokenize(refs, tgt_lang)]).score
         out["paper_signature"] = f"{PAPER_LABEL}|lang:{tgt_lang}|{bleu.get_signature()}"
     return out
