@@ -86,6 +86,8 @@ def build_config(args: argparse.Namespace) -> Any:
     tc.evaluate_at_end, tc.resume, tc.resume_from = False, False, None
     if args.no_fused_optim:
         cfg.optim.fused = False
+    if args.no_keep_freed_memory:
+        tc.keep_freed_memory = False
     return cfg
 
 
@@ -217,8 +219,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def variant(args: argparse.Namespace) -> str:
-    flags = [name for name in ("no_fused_optim", "naive_loss", "all_positions", "random_batches",
-                               "math_attention", "explicit_attention") if getattr(args, name)]
+    flags = [name for name in ("no_keep_freed_memory", "no_fused_optim", "naive_loss", "all_positions",
+                               "random_batches", "math_attention", "explicit_attention") if getattr(args, name)]
     return ", ".join(f.replace("_", "-") for f in flags) or "default"
 
 
@@ -269,6 +271,8 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (trainer.compile=true)")
     p.add_argument("--json", help="also write the result record here")
     p.add_argument("--no-fused-optim", action="store_true", help="foreach AdamW instead of fused")
+    p.add_argument("--no-keep-freed-memory", action="store_true",
+                   help="trainer.keep_freed_memory=false: glibc's default malloc (big blocks unmapped on free)")
     p.add_argument("--naive-loss", action="store_true", help="F.cross_entropy(label_smoothing) + autograd")
     p.add_argument("--random-batches", action="store_true", help="no length bucketing")
     p.add_argument("--all-positions", action="store_true", help="output projection on padding rows too")

@@ -180,6 +180,9 @@ class TrainerConfig:
     precision: Precision = Precision.auto  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False
     threads: int = 0  # CPU intra-op threads; 0 = one per physical core
+    # CPU + glibc: keep freed memory in the process instead of unmapping big blocks (logits and
+    # their gradients) and page-faulting them back in at every step; see train/device.py
+    keep_freed_memory: bool = True
     max_tokens: int = 4096  # tokens per batch (source or target, padding counted)
     max_steps: int = 100_000
     max_epochs: int = 0  # 0 = no limit

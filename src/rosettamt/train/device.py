@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import random
+import sys
 from pathlib import Path
 from typing import ContextManager, Union
 
@@ -83,6 +85,27 @@ def physical_cores() -> int:
     except (OSError, ValueError):
         pass
     return max(1, len(cores) or len(usable))
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to keep freed memory for reuse; True if it took effect.
+
+    By default glibc serves every block above 32 MiB with its own mmap and unmaps it on free. A
+    training step frees and re-allocates several such blocks (the (tokens, vocab) logits, their
+    log-softmax and gradient), and the kernel then zero-fills every page again on first touch:
+    on a small model that is a sizeable part of the step. With mmap off (M_MMAP_MAX=0) and a
+    high trim threshold the blocks come from the heap and stay there between steps. No-op where
+    the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # malloc.h
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
 def set_threads(threads: int, local_world_size: int = 1) -> int:

@@ -35,7 +35,7 @@ from rosettamt.errors import UserError
 from rosettamt.model import Seq2SeqTransformer, count_parameters
 from rosettamt.train import distributed as D
 from rosettamt.train.average import average_checkpoints
-from rosettamt.train.device import (autocast, autocast_dtype, get_rng_state, resolve_device,
+from rosettamt.train.device import (autocast, autocast_dtype, get_rng_state, keep_freed_memory, resolve_device,
                                     seed_everything, set_rng_state, set_threads)
 from rosettamt.train.loss import label_smoothed_loss
 from rosettamt.train.metrics import MetricsLog, plot_curves
@@ -72,6 +72,7 @@ class Trainer:
         self.run_dir = Path(D.broadcast_object(str(run_dir)))  # every rank uses rank 0's directory
         self.ckpt_dir = self.run_dir / CHECKPOINT_DIR
         self.threads = set_threads(self.tc.threads, self.dist.local_world_size) if self.device.type == "cpu" else 0
+        self.malloc_kept = self.device.type == "cpu" and self.tc.keep_freed_memory and keep_freed_memory()
         self.amp = autocast_dtype(self.tc.precision, self.device)
         self._check_options()
         seed_everything(cfg.seed)
