@@ -153,3 +153,18 @@ def test_attention_dropout_only_in_training():
     attn.eval()
     torch.testing.assert_close(attn(x)[0], attn(x)[0])
     torch.testing.assert_close(attn(x)[0], attn(x, need_weights=True)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_autocast_training_on_cpu_matches_fp32_and_backpropagates():
+    """Under CPU bf16 autocast the fused path attends in fp32 (faster there): same result as the
+    fp32 module up to bf16 rounding, gradients reach the inputs, and causality still holds."""
+    attn = make_attention(d_model=16, n_heads=4)
+    x = torch.randn(2, 6, 16, requires_grad=True)
+    ref, _ = attn(x, is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = attn(x, is_causal=True)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=5e-2, rtol=5e-2)
+    out.float()[:, 2].sum().backward()
+    assert x.grad is not None and x.grad[:, :3].abs().sum() > 0
+    assert torch.all(x.grad[:, 3:] == 0)  # position 2 saw nothing after it

@@ -91,6 +91,12 @@ class MultiHeadAttention(nn.Module):
                 scores = scores.masked_fill(~mask, float("-inf"))
             weights = scores.softmax(dim=-1)  # (B, H, Tq, Tk)
             out = F.dropout(weights, p, self.training) @ v  # (B, H, Tq, d_v)
+        elif q.device.type == "cpu" and q.dtype != torch.float32 and torch.is_grad_enabled():
+            # CPU training under bf16 autocast: PyTorch's fused CPU attention is several times slower
+            # in bf16 than in fp32 (backward above all; scripts/bench_train.py --precision bf16), so
+            # attend in fp32; the projections around it stay in bf16.
+            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=p,
+                                                 is_causal=is_causal).to(q.dtype)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
         B, H, Tq, dv = out.shape
