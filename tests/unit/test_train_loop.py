@@ -114,6 +114,12 @@ def test_stops_on_max_time_and_on_patience(make_cfg, tmp_path):
     timed = train(make_cfg("trainer.max_steps=100000", "trainer.max_time=0.001", "trainer.val_every=0"),
                   tmp_path / "timed")
     assert timed.stop_reason == "max_time" and timed.step == 1  # checked after every step
+    last = tmp_path / "timed" / "checkpoints" / "last.pt"
+    before = last.stat().st_mtime_ns, last.read_bytes()
+    again = train(make_cfg("trainer.max_steps=100000", "trainer.max_time=0.001", "trainer.val_every=0",
+                           "trainer.resume=true"), tmp_path / "timed")
+    assert again.stop_reason == "max_time" and again.step == 1  # time already spent: not one step more
+    assert (last.stat().st_mtime_ns, last.read_bytes()) == before  # and last.pt is not rewritten
     flat = train(make_cfg("optim.lr=0", "trainer.patience=2", "trainer.val_every=5", "trainer.max_steps=100"),
                  tmp_path / "flat")  # lr 0: BLEU never improves
     assert flat.stop_reason == "early_stopping" and flat.step == 15

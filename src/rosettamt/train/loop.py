@@ -198,6 +198,8 @@ class Trainer:
         self.step, self.epoch = int(ckpt["step"]), int(ckpt["epoch"])
         self.best_bleu, self.bad_validations = tstate["best_bleu"], int(tstate["bad_validations"])
         self.elapsed_before, self.val_step = float(tstate["elapsed"]), int(tstate["val_step"])
+        if path.resolve() == (self.ckpt_dir / LAST).resolve():
+            self.saved_step = self.step  # this very state is last.pt already: the end need not write it again
         log.info("resumed from %s at step %d (epoch %d, batch %d of it)", path, self.step, self.epoch + 1,
                  sampler_state.get("position", 0))
         rngs = ckpt["rng"]
@@ -248,7 +250,8 @@ class Trainer:
         stream = self.batches()
         self._reset_window()
         progress = Progress(tc, self.step, enabled=self.dist.is_main)
-        stop = ""
+        # A resumed run whose time is already spent stops before taking a step, like an uninterrupted one.
+        stop = self._time_up() if tc.max_time > 0 else ""
         with progress:
             while not stop:
                 if tc.max_steps > 0 and self.step >= tc.max_steps:
