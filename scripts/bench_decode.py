@@ -83,7 +83,8 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
     src_ids = tok.encode_src(read_sources(args, ckpt))
     strategy, cache = args.one.split(":")
     cfg = DecodeConfig(strategy=strategy, beam_size=args.beam if strategy == "beam" else 1,
-                       use_cache=cache == "cache", max_tokens=args.max_tokens)
+                       use_cache=cache == "cache", max_tokens=args.max_tokens,
+                       keep_freed_memory=not args.no_keep_freed_memory)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -110,7 +111,8 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
     tokens = sum(len(o) for o in outputs if o is not None)
     return {"config": args.one, "strategy": strategy, "beam_size": cfg.beam_size, "use_cache": cfg.use_cache,
             "device": str(device), "precision": str(next(model.parameters()).dtype).replace("torch.", ""),
-            "threads": args.threads, "sentences": len(src_ids), "seconds": seconds,
+            "threads": args.threads, "keep_freed_memory": cfg.keep_freed_memory,
+            "sentences": len(src_ids), "seconds": seconds,
             "sentences_per_s": len(src_ids) / seconds, "tokens_per_s": tokens / seconds,
             "buckets": buckets, "outputs": outputs, **peak_memory_mib(device)}
 
@@ -175,6 +177,8 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
                    help="decode.precision: the dtype the model decodes in (the anchors are fp32)")
+    p.add_argument("--no-keep-freed-memory", action="store_true",
+                   help="decode.keep_freed_memory=false: glibc's default malloc (big blocks unmapped on free)")
     p.add_argument("--max-tokens", type=int, default=8192, help="source tokens per batch")
     p.add_argument("--configs", default="greedy:cache,greedy:recompute,beam:cache,beam:recompute")
     p.add_argument("--json", help="also write the results here")

@@ -215,6 +215,9 @@ class DecodeConfig:
     # weights and activations while decoding: fp32, bf16 (GPUs and CPUs with bf16 matmul units,
     # e.g. AVX512-BF16/AMX), or auto = bf16 on CUDA, fp32 on CPU. Applied when a checkpoint is loaded.
     precision: Precision = Precision.fp32
+    # CPU + glibc: keep freed memory in the process (as trainer.keep_freed_memory): the K/V cache
+    # grows and is reordered at every step, and unmapped blocks would page-fault back in each time
+    keep_freed_memory: bool = True
 
 
 @dataclass

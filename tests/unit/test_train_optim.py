@@ -142,7 +142,16 @@ from rosettamt.train.device import keep_freed_memory
 def rss_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20
-took = keep_freed_memory() if sys.argv[1] == "1" else False
+if sys.argv[1].startswith("decode"):  # what decode.keep_freed_memory=true|false does on CPU
+    from rosettamt.config import DecodeConfig, ModelConfig
+    from rosettamt.model import Seq2SeqTransformer
+    from rosettamt.search import translate_ids
+    model = Seq2SeqTransformer(ModelConfig(d_model=16, encoder_layers=1, decoder_layers=1, n_heads=2, d_ff=16,
+                                           src_vocab_size=12, tgt_vocab_size=12, max_positions=16))
+    translate_ids(model, [[5, 6, 7]], DecodeConfig(keep_freed_memory=sys.argv[1] == "decode1"), "cpu")
+    took = sys.argv[1] == "decode1"
+else:
+    took = keep_freed_memory() if sys.argv[1] == "1" else False
 x = torch.ones(64 * 2**20)  # 256 MiB, touched
 before = rss_mib()
 del x
@@ -155,9 +164,11 @@ def test_keep_freed_memory_keeps_big_blocks_in_the_process():
     """glibc's default unmaps a freed 256 MiB tensor at once (the next one page-faults in again);
     after keep_freed_memory() the block stays in the process for the next allocation."""
     out = {}
-    for arg in ("0", "1"):
+    for arg in ("0", "1", "decode0", "decode1"):
         proc = subprocess.run([sys.executable, "-c", KEEP_FREED, arg], capture_output=True, text=True, check=True)
         took, released = proc.stdout.split()
         out[arg] = (took == "True", float(released))
     assert out["0"][1] > 200  # the default: unmapped on free
     assert out["1"] == (True, pytest.approx(0, abs=16))  # kept
+    assert out["decode0"][1] > 200  # decode.keep_freed_memory=false leaves malloc alone
+    assert out["decode1"][1] == pytest.approx(0, abs=16)  # decoding on CPU turns it on by default

@@ -14,6 +14,7 @@ on CPU.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -73,6 +74,8 @@ class Trainer:
         self.ckpt_dir = self.run_dir / CHECKPOINT_DIR
         self.threads = set_threads(self.tc.threads, self.dist.local_world_size) if self.device.type == "cpu" else 0
         self.malloc_kept = self.device.type == "cpu" and self.tc.keep_freed_memory and keep_freed_memory()
+        # validation decodes with the trainer's malloc choice: trainer.keep_freed_memory=false stays false
+        self.val_decode = dataclasses.replace(cfg.decode, keep_freed_memory=bool(self.malloc_kept))
         self.amp = autocast_dtype(self.tc.precision, self.device)
         self._check_options()
         seed_everything(cfg.seed)
@@ -375,7 +378,7 @@ class Trainer:
         bleu = None
         if self.dist.is_main:
             t = time.perf_counter()
-            scores = validate(self.model, self.valset, self.data.tokenizer, self.cfg.decode, self.device,
+            scores = validate(self.model, self.valset, self.data.tokenizer, self.val_decode, self.device,
                               self.amp, self.cfg.optim.label_smoothing, self.cfg.model.pad_id)
             bleu = scores["bleu"]
             improved = self.best_bleu is None or bleu > self.best_bleu
@@ -470,7 +473,7 @@ class Trainer:
         avg = average_checkpoints(paths)
         model = Seq2SeqTransformer(self.cfg.model).to(self.device)
         model.load_state_dict(avg["model"])
-        scores = validate(model, self.valset, self.data.tokenizer, self.cfg.decode, self.device, self.amp,
+        scores = validate(model, self.valset, self.data.tokenizer, self.val_decode, self.device, self.amp,
                           self.cfg.optim.label_smoothing, self.cfg.model.pad_id)
         avg["val_bleu"] = scores["bleu"]
         save_checkpoint(avg, self.ckpt_dir / AVERAGED)
