@@ -6,7 +6,7 @@ import functools
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Dict, List, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,7 +19,19 @@ from rosettamt.paths import config_dir
 register_schemas()
 
 
-def hydra_command(config_name: str) -> Callable[[Callable[[Any, Path], Any]], Callable[[], None]]:
+def reject_overrides(argv: List[str], rejected: Dict[str, str]) -> None:
+    """One-line error for overrides of keys under a node that is null by default (Hydra answers
+    those with an AssertionError traceback): ``rejected`` maps a key prefix to what to use instead."""
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        for prefix, instead in rejected.items():
+            if key.startswith(prefix):
+                print(f"rosettamt: error: {arg}: {instead}", file=sys.stderr)
+                sys.exit(2)
+
+
+def hydra_command(config_name: str, rejected: Optional[Dict[str, str]] = None
+                  ) -> Callable[[Callable[[Any, Path], Any]], Callable[[], None]]:
     """Turn ``run(cfg: <schema dataclass>, run_dir: Path)`` into a Hydra console script."""
 
     def wrap(run: Callable[[Any, Path], Any]) -> Callable[[], None]:
@@ -38,6 +50,14 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any, Path], Any]], Ca
                 print("rosettamt: interrupted", file=sys.stderr)
                 sys.exit(130)
 
-        return _main
+        if not rejected:
+            return _main
+
+        @functools.wraps(_main)
+        def _checked() -> None:
+            reject_overrides(sys.argv[1:], rejected)
+            _main()
+
+        return _checked
 
     return wrap

@@ -14,7 +14,8 @@ from rosettamt.cli._app import hydra_command
 from rosettamt.config import EvaluateConfig
 
 
-@hydra_command("evaluate")
+@hydra_command("evaluate", rejected={"data.": "the data config comes from the checkpoint; "
+                                               "point at a moved corpus with data_dir=PATH"})
 def main(cfg: EvaluateConfig, run_dir: Path) -> None:
     from rosettamt.evaluate import evaluate
 
