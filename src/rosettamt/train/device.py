@@ -90,10 +90,11 @@ def physical_cores() -> int:
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep freed memory for reuse; True if it took effect.
 
-    By default glibc serves every block above 32 MiB with its own mmap and unmaps it on free. A
-    training step frees and re-allocates several such blocks (the (tokens, vocab) logits, their
-    log-softmax and gradient), and the kernel then zero-fills every page again on first touch:
-    on a small model that is a sizeable part of the step. With mmap off (M_MMAP_MAX=0) and a
+    By default glibc serves big blocks (above a threshold that starts at 128 KiB and rises to at
+    most 32 MiB) with their own mmap and unmaps them on free. A training step frees and
+    re-allocates several such blocks (the (tokens, vocab) logits, their log-softmax and gradient),
+    a decoding step the growing, reordered K/V cache, and the kernel then zero-fills every page
+    again on first touch: on a small model that is a sizeable part of the step. With mmap off (M_MMAP_MAX=0) and a
     high trim threshold the blocks come from the heap and stay there between steps. No-op where
     the C library is not glibc.
     """
