@@ -75,10 +75,11 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
     from rosettamt.checkpoint import load_for_inference
     from rosettamt.config import DecodeConfig
     from rosettamt.search import translate_ids
-    from rosettamt.train.device import resolve_device
+    from rosettamt.device import resolve_device, setup_allocator
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    setup_allocator(not args.no_keep_freed_memory, device)  # what the commands do at start
     model, tok, ckpt = load_for_inference(Path(args.checkpoint), device, args.precision)
     src_ids = tok.encode_src(read_sources(args, ckpt))
     strategy, cache = args.one.split(":")

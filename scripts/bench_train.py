@@ -147,6 +147,7 @@ def epoch_padding(trainer: Any, seed: int, random: bool) -> float:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     import torch
 
+    from rosettamt.device import setup_allocator
     from rosettamt.model import count_parameters
     from rosettamt.train import loop
 
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         attention_ctx = lambda: sdpa_kernel([SDPBackend.MATH])  # noqa: E731
 
     with tempfile.TemporaryDirectory(prefix="bench_train_") as run_dir:
+        setup_allocator(cfg.trainer.keep_freed_memory, cfg.trainer.device)  # what rosettamt-train does
         trainer = loop.Trainer(cfg, Path(run_dir))  # seeds, prepares data, builds model/optim/sampler
         device = trainer.device
         stream = random_batches(trainer, cfg.seed) if args.random_batches else trainer.batches()

@@ -5,13 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import sys
-
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/toy.py
 
 # Keep the two cores of CI for the test process itself.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -28,8 +25,8 @@ def multi30k_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def toy_files(tmp_path_factory) -> dict[str, list[str]]:
-    """split -> [src_file, tgt_file] of the toy language pair (tests/toy.py)."""
-    from toy import write_toy_corpus
+    """split -> [src_file, tgt_file] of the toy language pair (tests/helpers/toy.py)."""
+    from helpers.toy import write_toy_corpus
 
     return write_toy_corpus(tmp_path_factory.mktemp("toy"))
 
@@ -37,6 +34,6 @@ def toy_files(tmp_path_factory) -> dict[str, list[str]]:
 @pytest.fixture(scope="session")
 def multi30k_slice(multi30k_dir, tmp_path_factory) -> Path:
     """A 500-line-per-split en/de slice of Multi30k in a temporary directory."""
-    from toy import write_multi30k_slice
+    from helpers.toy import write_multi30k_slice
 
     return write_multi30k_slice(multi30k_dir, tmp_path_factory.mktemp("m30k"))

@@ -162,7 +162,7 @@ def load_for_inference(path: Path, device: Any, precision: str = "fp32") -> Tupl
     from rosettamt.config import ModelConfig, Precision, from_dict
     from rosettamt.data.tokenizer import Tokenizer
     from rosettamt.model import Seq2SeqTransformer
-    from rosettamt.train.device import inference_dtype, resolve_device
+    from rosettamt.device import inference_dtype, resolve_device
 
     dev = resolve_device(device)
     dtype = inference_dtype(Precision(precision), dev)

@@ -181,7 +181,7 @@ class TrainerConfig:
     compile: bool = False
     threads: int = 0  # CPU intra-op threads; 0 = one per physical core
     # CPU + glibc: keep freed memory in the process instead of unmapping big blocks (logits and
-    # their gradients) and page-faulting them back in at every step; see train/device.py
+    # their gradients) and page-faulting them back in at every step; see rosettamt/device.py
     keep_freed_memory: bool = True
     max_tokens: int = 4096  # tokens per batch (source or target, padding counted)
     max_steps: int = 100_000

@@ -203,7 +203,7 @@ def evaluate(
     and ``.scores.json``.
     """
     from rosettamt.checkpoint import find_best_checkpoint, load_for_inference
-    from rosettamt.train.device import resolve_device
+    from rosettamt.device import resolve_device
 
     decode, metric = decode or DecodeConfig(), metric or MetricConfig()
     if (src_file is None) != (ref_file is None):

@@ -412,8 +412,10 @@ def run(cfg: TranslateConfig) -> None:
         lines = _read_input(cfg)
         if cfg.output is not None and not Path(cfg.output).expanduser().parent.is_dir():
             raise UserError(f"output={cfg.output}: directory {Path(cfg.output).parent} does not exist")
+    from rosettamt.device import setup_allocator
     from rosettamt.translate import Translator
 
+    setup_allocator(cfg.decode.keep_freed_memory, cfg.device)
     started = time.perf_counter()
     translator = Translator.from_checkpoint(checkpoint_from_config(cfg), device=cfg.device, decode=cfg.decode)
     check_attention_settings(translator, settings)

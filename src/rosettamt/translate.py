@@ -27,7 +27,7 @@ import torch
 from rosettamt.config import DecodeConfig, Strategy
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID
 from rosettamt.errors import UserError
-from rosettamt.train.device import resolve_device
+from rosettamt.device import resolve_device
 
 if TYPE_CHECKING:
     from rosettamt.data.tokenizer import Tokenizer

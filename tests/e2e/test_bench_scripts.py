@@ -25,7 +25,7 @@ def _script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_bench_decode_reports_cache_against_recompute_and_the_anchors(tmp_path, tmp_path_factory, toy_files):
-    from toy_checkpoint import toy_checkpoint
+    from helpers.toy_checkpoint import toy_checkpoint
 
     ckpt = toy_checkpoint(toy_files, tmp_path_factory)
     out = tmp_path / "decode.json"

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rosettamt.checkpoint import load_checkpoint, read_index
-from train_toy import compose_train, toy_overrides
+from helpers.train_toy import compose_train, toy_overrides
 
 pytestmark = pytest.mark.slow
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"

@@ -13,7 +13,7 @@ import pytest
 
 from rosettamt.config import DecodeConfig
 from rosettamt.translate import Translator
-from toy_checkpoint import read_lines, toy_checkpoint
+from helpers.toy_checkpoint import read_lines, toy_checkpoint
 
 pexpect = pytest.importorskip("pexpect")
 pytestmark = pytest.mark.slow

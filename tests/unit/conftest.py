@@ -7,8 +7,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def ckpt(toy_files, tmp_path_factory):
-    """A small trained toy checkpoint (built once per session by tests/toy_checkpoint.py)."""
-    from toy_checkpoint import toy_checkpoint
+    """A small trained toy checkpoint (built once per session by tests/helpers/toy_checkpoint.py)."""
+    from helpers.toy_checkpoint import toy_checkpoint
 
     return toy_checkpoint(toy_files, tmp_path_factory)
 

@@ -68,7 +68,7 @@ def test_rng_states_survive_a_checkpoint_roundtrip(tmp_path):
 
     import numpy as np
 
-    from rosettamt.train.device import get_rng_state, set_rng_state
+    from rosettamt.train.rng import get_rng_state, set_rng_state
 
     torch.manual_seed(5), random.seed(5), np.random.seed(5)
     ck.save_checkpoint({"rng": [get_rng_state()], "model": {}, "model_config": {}, "tokenizer": {}},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from toy_checkpoint import read_lines, toy_checkpoint
+from helpers.toy_checkpoint import read_lines, toy_checkpoint
 
 from rosettamt.config import DataConfig, DecodeConfig, MetricConfig
 from rosettamt.errors import UserError

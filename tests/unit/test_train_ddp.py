@@ -6,7 +6,7 @@ import torch
 import torch.multiprocessing as mp
 
 from rosettamt.checkpoint import load_checkpoint
-from train_toy import compose_train, ddp_worker, free_port, toy_overrides
+from helpers.train_toy import compose_train, ddp_worker, free_port, toy_overrides
 
 
 def test_two_gloo_ranks_see_different_batches_and_end_with_identical_weights(toy_files, tmp_path):

@@ -11,7 +11,7 @@ from rosettamt.checkpoint import load_checkpoint, read_index
 from rosettamt.data.batching import collate
 from rosettamt.errors import UserError
 from rosettamt.train.loop import Trainer, train
-from train_toy import compose_train, toy_overrides
+from helpers.train_toy import compose_train, toy_overrides
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ def test_weight_decay_only_on_matrices_and_optimizer_kind():
 def test_threads_default_to_physical_cores_unless_pinned(monkeypatch):
     import os
 
-    from rosettamt.train.device import physical_cores, set_threads
+    from rosettamt.device import physical_cores, set_threads
 
     before = torch.get_num_threads()
     try:
@@ -138,7 +138,7 @@ def test_threads_default_to_physical_cores_unless_pinned(monkeypatch):
 
 KEEP_FREED = """
 import sys, torch
-from rosettamt.train.device import keep_freed_memory
+from rosettamt.device import keep_freed_memory, setup_allocator
 def rss_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20
@@ -148,8 +148,9 @@ if sys.argv[1].startswith("decode"):  # what decode.keep_freed_memory=true|false
     from rosettamt.search import translate_ids
     model = Seq2SeqTransformer(ModelConfig(d_model=16, encoder_layers=1, decoder_layers=1, n_heads=2, d_ff=16,
                                            src_vocab_size=12, tgt_vocab_size=12, max_positions=16))
-    translate_ids(model, [[5, 6, 7]], DecodeConfig(keep_freed_memory=sys.argv[1] == "decode1"), "cpu")
-    took = sys.argv[1] == "decode1"
+    cfg = DecodeConfig(keep_freed_memory=sys.argv[1] == "decode1")
+    took = setup_allocator(cfg.keep_freed_memory, "cpu")  # what the commands do at start
+    translate_ids(model, [[5, 6, 7]], cfg, "cpu")
 else:
     took = keep_freed_memory() if sys.argv[1] == "1" else False
 x = torch.ones(64 * 2**20)  # 256 MiB, touched

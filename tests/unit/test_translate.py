@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rosettamt.errors import UserError
 from rosettamt.translate import Candidate, Translator, clean_text, split_sentences
-from toy_checkpoint import read_lines
+from helpers.toy_checkpoint import read_lines
 
 
 @pytest.fixture(scope="module")

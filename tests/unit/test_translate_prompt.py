@@ -24,7 +24,7 @@ from rosettamt.prompt import (
     translate_stream,
 )
 from rosettamt.translate import Translator
-from toy_checkpoint import read_lines
+from helpers.toy_checkpoint import read_lines
 
 
 @pytest.fixture(scope="module")

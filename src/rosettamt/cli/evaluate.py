@@ -17,8 +17,10 @@ from rosettamt.config import EvaluateConfig
 @hydra_command("evaluate", rejected={"data.": "the data config comes from the checkpoint; "
                                                "point at a moved corpus with data_dir=PATH"})
 def main(cfg: EvaluateConfig, run_dir: Path) -> None:
+    from rosettamt.device import setup_allocator
     from rosettamt.evaluate import evaluate
 
+    setup_allocator(cfg.decode.keep_freed_memory, cfg.device)
     results = evaluate(
         cfg.checkpoint, run_dir=cfg.run_dir, splits=cfg.split, src_file=cfg.src_file, ref_file=cfg.ref_file,
         data=cfg.data, data_dir=cfg.data_dir, decode=cfg.decode, metric=cfg.metric, output_dir=cfg.output_dir, device=cfg.device,

@@ -15,8 +15,10 @@ from rosettamt.config import TrainConfig
 
 @hydra_command("train")
 def main(cfg: TrainConfig, run_dir: Path) -> None:
+    from rosettamt.device import setup_allocator
     from rosettamt.train.loop import train
 
+    setup_allocator(cfg.trainer.keep_freed_memory, cfg.trainer.device)
     train(cfg, run_dir)
 
 

@@ -18,7 +18,7 @@ from rosettamt.config import TranslateConfig
 def main(cfg: TranslateConfig, run_dir: Path) -> None:
     from rosettamt.prompt import run  # torch and the model load only after the config is valid
 
-    run(cfg)
+    run(cfg)  # sets decode.keep_freed_memory once its options are checked
 
 
 if __name__ == "__main__":

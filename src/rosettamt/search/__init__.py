@@ -30,7 +30,6 @@ from rosettamt.errors import UserError
 from rosettamt.search.batching import length_sorted_batches, pad_sources, restore_order
 from rosettamt.search.beam import beam_search
 from rosettamt.search.greedy import Hypothesis, greedy_search
-from rosettamt.train.device import keep_freed_memory
 
 __all__ = ["Hypothesis", "greedy_search", "beam_search", "translate_ids", "search_batch", "check_decode_config"]
 
@@ -74,8 +73,6 @@ def translate_ids(
     batches = length_sorted_batches([len(sources[i]) for i in nonempty], cfg.max_tokens)
     batches = [[nonempty[j] for j in batch] for batch in batches]  # positions in src_ids
 
-    if cfg.keep_freed_memory and torch.device(device).type == "cpu":
-        keep_freed_memory()  # process-wide; beam search on CPU gains ~20% (bench_decode)
     was_training = model.training
     model.eval()
     outputs: List[List[List[Hypothesis]]] = []

@@ -5,5 +5,5 @@ calls); the other modules are its parts: ``loss`` (label-smoothed cross-entropy)
 (AdamW + warmup schedules), ``validate`` (val loss / BLEU), ``saver`` (last / best-k / periodic
 checkpoints), ``average`` (checkpoint averaging), ``metrics`` and ``progress`` (what a run
 reports), ``device`` and ``distributed`` (threads, precision, RNG state, torchrun). Kept free
-of imports here so that ``rosettamt.train.device`` stays cheap to import for inference code.
+of imports here so that ``rosettamt.device`` stays cheap to import for inference code.
 """

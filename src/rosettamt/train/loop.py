@@ -36,12 +36,12 @@ from rosettamt.errors import UserError
 from rosettamt.model import Seq2SeqTransformer, count_parameters
 from rosettamt.train import distributed as D
 from rosettamt.train.average import average_checkpoints
-from rosettamt.train.device import (autocast, autocast_dtype, get_rng_state, keep_freed_memory, resolve_device,
-                                    seed_everything, set_rng_state, set_threads)
+from rosettamt.device import autocast, autocast_dtype, resolve_device, set_threads
 from rosettamt.train.loss import label_smoothed_loss
 from rosettamt.train.metrics import MetricsLog, plot_curves
 from rosettamt.train.optim import build_optimizer, build_scheduler
 from rosettamt.train.progress import Progress
+from rosettamt.train.rng import get_rng_state, seed_everything, set_rng_state
 from rosettamt.train.saver import CheckpointSaver
 from rosettamt.train.validate import ValSet, build_valset, validate
 
@@ -73,9 +73,7 @@ class Trainer:
         self.run_dir = Path(D.broadcast_object(str(run_dir)))  # every rank uses rank 0's directory
         self.ckpt_dir = self.run_dir / CHECKPOINT_DIR
         self.threads = set_threads(self.tc.threads, self.dist.local_world_size) if self.device.type == "cpu" else 0
-        self.malloc_kept = self.device.type == "cpu" and self.tc.keep_freed_memory and keep_freed_memory()
-        # validation decodes with the trainer's malloc choice: trainer.keep_freed_memory=false stays false
-        self.val_decode = dataclasses.replace(cfg.decode, keep_freed_memory=bool(self.malloc_kept))
+        self.val_decode = cfg.decode
         self.amp = autocast_dtype(self.tc.precision, self.device)
         self._check_options()
         seed_everything(cfg.seed)

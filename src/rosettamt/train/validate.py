@@ -12,7 +12,7 @@ import torch
 from rosettamt.config import DecodeConfig, Strategy
 from rosettamt.data.batching import Batch, collate_rows, make_batches
 from rosettamt.search import translate_ids
-from rosettamt.train.device import autocast
+from rosettamt.device import autocast
 from rosettamt.train.loss import label_smoothed_loss
 
 

@@ -1,4 +1,9 @@
-"""Device, precision, CPU threads and seeding: the machine-facing knobs of a run."""
+"""Device, precision, CPU threads and the allocator: the machine-facing knobs every stage shares.
+
+A leaf module (it imports only the config schema and the error type), so training, search,
+translation and checkpoint loading all take their device helpers from here. The process-wide
+settings (threads, :func:`keep_freed_memory`) are made once, by the entry points.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,10 @@ import contextlib
 import ctypes
 import logging
 import os
-import random
 import sys
 from pathlib import Path
 from typing import ContextManager, Union
 
-import numpy as np
 import torch
 
 from rosettamt.config import Precision
@@ -122,36 +125,12 @@ def set_threads(threads: int, local_world_size: int = 1) -> int:
     return threads
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices) so a run is reproducible from ``seed``."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def get_rng_state() -> dict:
-    """Every RNG a training step may draw from, as plain data (loadable with weights_only=True)."""
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, list(mt), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Inverse of :func:`get_rng_state`."""
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        if len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        else:
-            log.warning("checkpoint has CUDA RNG states for %d devices, this machine has %d: not restored",
-                        len(state["cuda"]), torch.cuda.device_count())
+def setup_allocator(enabled: bool, device: Union[str, torch.device] = "cpu") -> bool:
+    """The entry points' one call for ``trainer.keep_freed_memory`` / ``decode.keep_freed_memory``:
+    keep freed memory (see :func:`keep_freed_memory`) when enabled and the work runs on the CPU."""
+    if not enabled:
+        return False
+    if not isinstance(device, torch.device):
+        device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                              "cpu" if device == "auto" else device)
+    return device.type == "cpu" and keep_freed_memory()

@@ -1,0 +1,1 @@
+"""Shared test helpers: toy corpora, toy checkpoints, toy training configs (imported as ``helpers.*``)."""
