@@ -118,14 +118,15 @@ def random_batches(trainer: Any, seed: int) -> Iterator[Any]:
     """Endless batches of random examples, packed under the sampler's padded-token budget."""
     import numpy as np
 
-    from rosettamt.data.batching import _pack, collate_rows
+    from rosettamt.data.batching import collate_rows
+    from rosettamt.data.packing import pack_by_tokens
 
     s = trainer.sampler
     cost = np.maximum(s.src_lens, s.tgt_lens)  # as TokenBatchSampler: lengths with EOS / BOS
     epoch = 0
     while True:
         order = np.random.default_rng([seed, epoch]).permutation(len(cost))
-        for rows in _pack(order, cost, s.max_tokens):
+        for rows in pack_by_tokens(order, cost, s.max_tokens):
             yield collate_rows(trainer.train_ids, rows.tolist())
         epoch += 1
 
@@ -134,14 +135,15 @@ def epoch_padding(trainer: Any, seed: int, random: bool) -> float:
     """Padding share of a whole epoch of the batches used (bucketed or random)."""
     import numpy as np
 
-    from rosettamt.data.batching import _pack, padding_fraction
+    from rosettamt.data.batching import padding_fraction
+    from rosettamt.data.packing import pack_by_tokens
 
     s = trainer.sampler
     if not random:
         return s.padding_fraction
     cost = np.maximum(s.src_lens, s.tgt_lens)
     order = np.random.default_rng([seed, 0]).permutation(len(cost))
-    return padding_fraction(_pack(order, cost, s.max_tokens), s.src_lens, s.tgt_lens)
+    return padding_fraction(pack_by_tokens(order, cost, s.max_tokens), s.src_lens, s.tgt_lens)
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:

@@ -9,11 +9,15 @@ dataclasses, never a DictConfig.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, OmegaConf
+
+from rosettamt.errors import UserError
 
 
 class Choice(str, Enum):
@@ -293,6 +297,61 @@ SCHEMAS: Dict[str, type] = {
     "translate_schema": TranslateConfig,
     "average_schema": AverageConfig,
 }
+
+
+# ---------------------------------------------------------------------------- decode options
+
+
+def check_decode(cfg: DecodeConfig, prefix: str = "decode.") -> None:
+    """Reject settings no search can run with, naming the option (they come from the command line)."""
+    for name, value, low in (("beam_size", cfg.beam_size, 1), ("nbest", cfg.nbest, 1),
+                             ("max_tokens", cfg.max_tokens, 1), ("min_len", cfg.min_len, 0),
+                             ("max_len_a", cfg.max_len_a, 0), ("max_len_b", cfg.max_len_b, 0)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise UserError(f"{prefix}{name}={value!r}: expected a number")
+        if not math.isfinite(value) or value < low:
+            raise UserError(f"{prefix}{name}={value} must be a finite number >= {low}")
+    if not isinstance(cfg.length_penalty, (int, float)) or not math.isfinite(cfg.length_penalty):
+        raise UserError(f"{prefix}length_penalty={cfg.length_penalty!r} must be a finite number")
+
+
+def resolve_decode(cfg: DecodeConfig, beam_size: Optional[int] = None, nbest: Optional[int] = None,
+                   strategy: Any = None, **overrides: Any) -> DecodeConfig:
+    """``cfg`` with per-call changes, normalised and checked: the one place decode options meet.
+
+    A beam_size > 1 means beam search, and n-best needs a beam at least n wide, so ``nbest=3``
+    alone widens a greedy or narrower search to a beam of 3. Only an explicit
+    ``strategy="greedy"`` pins the beam to 1 (and then refuses nbest > 1). The result has
+    ``strategy == beam`` exactly when ``beam_size > 1``.
+    """
+    if strategy is not None:
+        try:
+            strategy = Strategy(str(strategy))
+        except ValueError:
+            raise UserError(f"strategy={strategy}: use greedy or beam") from None
+    nbest = cfg.nbest if nbest is None else nbest
+    if isinstance(nbest, bool) or not isinstance(nbest, int) or nbest < 1:
+        raise UserError(f"nbest={nbest!r}: must be a whole number >= 1")
+    if strategy == Strategy.greedy:
+        if nbest > 1:
+            raise UserError(f"nbest={nbest} needs beam search, not greedy")
+        beam = 1
+    elif beam_size is not None:
+        beam = beam_size
+    elif strategy is None and cfg.strategy == Strategy.greedy:
+        beam = 1
+    else:
+        beam = cfg.beam_size
+    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+        raise UserError(f"beam_size={beam!r}: must be a whole number >= 1")
+    beam = max(beam, nbest)
+    strategy = Strategy.beam if beam > 1 else Strategy.greedy
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(DecodeConfig)})
+    if unknown:
+        raise UserError(f"unknown decoding option(s): {', '.join(unknown)}")
+    out = dataclasses.replace(cfg, strategy=strategy, beam_size=beam, nbest=nbest, **overrides)
+    check_decode(out, prefix="")
+    return out
 
 
 def register_schemas() -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequenc
 import numpy as np
 import torch
 
-from rosettamt.config import DecodeConfig, Strategy
+from rosettamt.config import DecodeConfig, Strategy, resolve_decode
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID
 from rosettamt.errors import UserError
 from rosettamt.device import resolve_device
@@ -128,38 +128,8 @@ class Translator:
         strategy: Optional[Union[str, Strategy]] = None,
         **overrides: object,
     ) -> DecodeConfig:
-        """This translator's DecodeConfig with per-call changes.
-
-        A beam_size > 1 implies beam search, and n-best needs a beam at least n wide,
-        so ``nbest=3`` alone widens the default search to a beam of 3. Only an explicit
-        ``strategy="greedy"`` pins the beam to 1.
-        """
-        cfg = self.decode
-        if strategy is not None:
-            try:
-                strategy = Strategy(str(strategy))
-            except ValueError:
-                raise UserError(f"strategy={strategy}: use greedy or beam") from None
-        if nbest < 1:
-            raise UserError(f"nbest={nbest}: must be at least 1")
-        if strategy == Strategy.greedy:
-            if nbest > 1:
-                raise UserError(f"nbest={nbest} needs beam search, not greedy")
-            beam = 1
-        elif beam_size is not None:
-            beam = int(beam_size)
-        elif strategy is None and cfg.strategy == Strategy.greedy:
-            beam = 1
-        else:
-            beam = cfg.beam_size
-        if beam < 1:
-            raise UserError(f"beam_size={beam}: must be at least 1")
-        beam = max(beam, nbest)
-        strategy = Strategy.beam if beam > 1 else Strategy.greedy
-        try:
-            return dataclasses.replace(cfg, strategy=strategy, beam_size=beam, nbest=nbest, **overrides)
-        except TypeError as err:
-            raise UserError(f"unknown decoding option: {err}") from None
+        """This translator's DecodeConfig with per-call changes (see :func:`rosettamt.config.resolve_decode`)."""
+        return resolve_decode(self.decode, beam_size, nbest, strategy, **overrides)
 
     def max_source_pieces(self, cfg: Optional[DecodeConfig] = None) -> int:
         """Longest source (in subword pieces) whose source and output both fit max_positions.

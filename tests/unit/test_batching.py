@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from rosettamt.config import DataConfig, Source, TokenizerConfig
-from rosettamt.data.batching import (TokenBatchSampler, _pack, collate, collate_rows, encode_splits, lengths,
+from rosettamt.data.packing import pack_by_tokens
+from rosettamt.data.batching import (TokenBatchSampler, collate, collate_rows, encode_splits, lengths,
                                      make_batches, padding_fraction)
 from rosettamt.data.corpus import load_corpus
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_or_load
@@ -46,7 +47,7 @@ def test_bucketing_pads_far_less_than_random_batches():
     src, tgt = _lens()
     sampler = TokenBatchSampler(src, tgt, max_tokens=1000, seed=1)
     cost = np.maximum(src, tgt) + 1
-    random_batches = _pack(np.random.default_rng(0).permutation(len(src)), cost, 1000)
+    random_batches = pack_by_tokens(np.random.default_rng(0).permutation(len(src)), cost, 1000)
     random_fraction = padding_fraction(random_batches, src + 1, tgt + 1)
     assert sampler.padding_fraction < 0.5 * random_fraction and sampler.padding_fraction < 0.2
     # the reported number is the real padding of the collated tensors of that epoch

@@ -63,3 +63,57 @@ def test_config_roundtrips_through_plain_dict():
     again = C.from_dict(C.TrainConfig, C.to_dict(cfg))
     assert again == cfg
     assert all(not hasattr(v, "value") for v in C.to_dict(cfg)["model"].values())  # enums stored as str
+
+
+# ---------------------------------------------------------------------------- decode options
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("beam_size", 0, "decode.beam_size=0 must be"),
+    ("nbest", 0, "decode.nbest=0 must be"),
+    ("max_tokens", 0, "decode.max_tokens=0 must be"),
+    ("min_len", -1, "decode.min_len=-1 must be"),
+    ("max_len_a", -0.5, "decode.max_len_a=-0.5 must be"),
+    ("max_len_a", float("inf"), "decode.max_len_a=inf must be a finite"),
+    ("max_len_b", -2, "decode.max_len_b=-2 must be"),
+    ("length_penalty", float("nan"), "decode.length_penalty=nan must be a finite"),
+])
+def test_check_decode_names_the_bad_option(field, value, message):
+    import dataclasses
+    import re
+
+    from rosettamt.errors import UserError
+
+    C.check_decode(C.DecodeConfig())  # the defaults are fine
+    with pytest.raises(UserError, match=re.escape(message)):
+        C.check_decode(dataclasses.replace(C.DecodeConfig(), **{field: value}))
+
+
+def test_resolve_decode_normalises_beam_nbest_and_strategy():
+    greedy, beam4 = C.DecodeConfig(), C.DecodeConfig(strategy=C.Strategy.beam, beam_size=4)
+    assert C.resolve_decode(greedy).beam_size == 1
+    r = C.resolve_decode(greedy, nbest=3)  # n-best widens a greedy default to a beam of n
+    assert (r.strategy, r.beam_size, r.nbest) == (C.Strategy.beam, 3, 3)
+    assert C.resolve_decode(beam4).beam_size == 4
+    r = C.resolve_decode(beam4, beam_size=1)  # beam 1 is greedy
+    assert (r.strategy, r.beam_size) == (C.Strategy.greedy, 1)
+    assert C.resolve_decode(greedy, strategy="beam").beam_size == 1  # the config's own width
+    assert C.resolve_decode(beam4, length_penalty=0.6).length_penalty == 0.6
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"strategy": "sampling"}, "strategy=sampling: use greedy or beam"),
+    ({"strategy": "greedy", "nbest": 2}, "nbest=2 needs beam search"),
+    ({"nbest": 0}, "nbest=0: must be"),
+    ({"beam_size": 0}, "beam_size=0: must be"),
+    ({"beam_size": "5"}, "beam_size='5': must be"),
+    ({"beam_size": True}, "beam_size=True: must be"),
+    ({"length_penalty": float("nan")}, "length_penalty=nan must be a finite"),
+    ({"min_len": -1}, "min_len=-1 must be"),
+    ({"temperature": 0.5}, "unknown decoding option.*temperature"),
+])
+def test_resolve_decode_errors(kwargs, message):
+    from rosettamt.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        C.resolve_decode(C.DecodeConfig(), **kwargs)

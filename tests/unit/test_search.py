@@ -17,7 +17,8 @@ from rosettamt.data.tokenizer import BOS_ID, EOS_ID
 from rosettamt.errors import UserError
 from rosettamt.model.cache import DecoderCache, LayerCache
 from rosettamt.search import Hypothesis, beam_search, greedy_search, translate_ids
-from rosettamt.search.batching import length_sorted_batches, pad_sources, restore_order
+from rosettamt.data.packing import longest_first
+from rosettamt.search.translate_ids import pad_sources, restore_order
 
 A, B, C = 4, 5, 6  # token ids of the hand-made models (0-3 are PAD, UNK, BOS, EOS)
 
@@ -353,7 +354,7 @@ def test_length_sorted_batches_cover_every_index_within_budget():
     for _ in range(50):
         lengths = [rng.randint(1, 30) for _ in range(rng.randint(0, 60))]
         budget = rng.randint(1, 200)
-        batches = length_sorted_batches(lengths, budget)
+        batches = longest_first(lengths, budget)
         assert sorted(itertools.chain(*batches)) == list(range(len(lengths)))
         for batch in batches:
             assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= budget

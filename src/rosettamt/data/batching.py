@@ -25,6 +25,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value
 
 from rosettamt.config import DataConfig
 from rosettamt.data.corpus import content_hash
+from rosettamt.data.packing import longest_first, pack_by_tokens
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 from rosettamt.errors import UserError
 
@@ -110,20 +111,6 @@ def lengths(ids: Dataset) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------- batching
 
 
-def _pack(order: np.ndarray, cost: np.ndarray, max_tokens: int) -> list[np.ndarray]:
-    """Greedy: consecutive examples while (batch size) * (longest in it) <= max_tokens."""
-    batches, start, longest = [], 0, 0
-    for pos, idx in enumerate(order):
-        longest_with = max(longest, int(cost[idx]))
-        if pos > start and (pos - start + 1) * longest_with > max_tokens:
-            batches.append(order[start:pos])
-            start, longest_with = pos, int(cost[idx])
-        longest = longest_with
-    if start < len(order):
-        batches.append(order[start:])
-    return batches
-
-
 def padding_fraction(batches: Sequence[Sequence[int]], src_lens: np.ndarray, tgt_lens: np.ndarray) -> float:
     """Share of padding in the padded src and tgt tensors of these batches (lengths incl. EOS/BOS)."""
     real = padded = 0
@@ -176,7 +163,7 @@ class TokenBatchSampler:
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(cost)) if self.shuffle else np.arange(len(cost))
         order = order[np.argsort(cost[order], kind="stable")]  # buckets of equal cost, shuffled inside
-        batches = _pack(order, cost, self.max_tokens)
+        batches = pack_by_tokens(order, cost, self.max_tokens)
         if self.world_size > 1 and not self.drop_uneven:
             batches = _split_to_multiple(batches, self.world_size)
         if self.shuffle:
@@ -235,9 +222,7 @@ def make_batches(ids: Dataset, max_tokens: int, src_only: bool = False) -> list[
     ``src_only`` bounds only the source side (decoding never sees the reference).
     """
     src, tgt = lengths(ids)
-    cost = src + 1 if src_only else np.maximum(src, tgt) + 1
-    order = np.argsort(-cost, kind="stable")
-    return [b.tolist() for b in _pack(order, cost, max_tokens)]
+    return longest_first(src + 1 if src_only else np.maximum(src, tgt) + 1, max_tokens)
 
 
 # ---------------------------------------------------------------------------- collate

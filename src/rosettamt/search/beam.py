@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from rosettamt.config import LengthNorm
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID
-from rosettamt.search.greedy import Hypothesis
+from rosettamt.search.hypothesis import Hypothesis
 from rosettamt.search.stepper import NEG_INF, Stepper, constrain, length_limits
 
 

@@ -7,23 +7,14 @@ anything while long ones finish.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List
 
 import torch
 from torch import Tensor, nn
 
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID
+from rosettamt.search.hypothesis import Hypothesis
 from rosettamt.search.stepper import Stepper, constrain, length_limits
-
-
-@dataclass
-class Hypothesis:
-    """One translation: target ids without BOS/EOS, its ranking score and its total log-prob."""
-
-    tokens: List[int]
-    score: float  # what the search ranked by: beam = length-normalised log-prob, greedy = log_prob
-    log_prob: float  # sum of the token log-probs, EOS included
 
 
 @torch.inference_mode()
