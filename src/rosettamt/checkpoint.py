@@ -24,11 +24,12 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
-
-import torch
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from rosettamt.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: resolving paths stays cheap
+    import torch
 
 FORMAT = "rosettamt-1"
 CHECKPOINT_DIR = "checkpoints"
@@ -77,6 +78,8 @@ def atomic_write(path: Path, write: Any) -> None:
 
 def save_checkpoint(state: Dict[str, Any], path: Path) -> None:
     """Write a checkpoint atomically (temp file, fsync, rename)."""
+    import torch
+
     state = {"format": FORMAT, **state}
     atomic_write(Path(path), lambda f: torch.save(state, f))
 
@@ -97,6 +100,8 @@ def link_checkpoint(src: Path, dst: Path) -> None:
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a UserError."""
+    import torch
+
     path = Path(path)
     if path.is_dir():
         raise UserError(f"checkpoint {path} is a directory; pass a .pt file (or run_dir=... to pick the best)")
@@ -131,7 +136,7 @@ def config_mismatch(expected: Dict[str, Any], found: Dict[str, Any]) -> List[str
             for k in keys if expected.get(k) != found.get(k)]
 
 
-def load_model_state(model: torch.nn.Module, ckpt: Dict[str, Any], path: Union[Path, str],
+def load_model_state(model: "torch.nn.Module", ckpt: Dict[str, Any], path: Union[Path, str],
                      expected_config: Optional[Dict[str, Any]] = None) -> None:
     """Load the weights into ``model``; a different model config or state is a UserError naming the keys."""
     if expected_config is not None:
@@ -231,3 +236,25 @@ def find_best_checkpoint(run_dir: Path) -> Path:
         return others[0]
     found = f"; it holds {', '.join(p.name for p in others)}: pass one as checkpoint=PATH" if others else ""
     raise UserError(f"no checkpoint in {run_dir} (looked for {ckpt_dir / INDEX}, best-step*.pt and {LAST}){found}")
+
+
+def resolve_checkpoint(checkpoint: Optional[Union[str, Path]] = None,
+                       run_dir: Optional[Union[str, Path]] = None) -> Path:
+    """The one answer to ``checkpoint=PATH`` or ``run_dir=DIR``: exactly one of them, and it exists.
+
+    A run directory gives its best checkpoint (:func:`find_best_checkpoint`); ``~`` is expanded.
+    Cheap (no torch), so commands call it before loading anything.
+    """
+    if (checkpoint is None) == (run_dir is None):
+        raise UserError("say which model to use: give exactly one of checkpoint=PATH or run_dir=DIR")
+    if run_dir is not None:
+        folder = Path(run_dir).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"run_dir={run_dir}: no such directory")
+        return find_best_checkpoint(folder)
+    path = Path(checkpoint).expanduser()  # type: ignore[arg-type]
+    if path.is_dir():
+        raise UserError(f"checkpoint={checkpoint} is a directory; use run_dir={checkpoint} to take its best checkpoint")
+    if not path.is_file():
+        raise UserError(f"checkpoint={checkpoint}: no such file")
+    return path

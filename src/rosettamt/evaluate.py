@@ -120,8 +120,7 @@ def translate_texts(model, tokenizer, texts: Sequence[str], cfg: DecodeConfig, d
     results = translate_ids(model, src_ids, cfg, device, progress=progress)
     seconds = time.perf_counter() - start
     best = [hyps[0].tokens for hyps in results]
-    # one hypothesis per line, whatever the tokenizer gives back
-    hyps = [" ".join(tokenizer.decode_tgt(ids).split()) for ids in best]
+    hyps = [tokenizer.detokenize(ids) for ids in best]
     return hyps, seconds, sum(len(ids) for ids in best)
 
 

@@ -188,7 +188,7 @@ class Translator:
 
     def _detok(self, ids: List[int]) -> str:
         # one output line per input line, whatever the tokenizer produces
-        return " ".join(self.tokenizer.decode_tgt(list(ids)).split())
+        return self.tokenizer.detokenize(ids)
 
     def _join_nbest(self, seg_hyps: list, nbest: int) -> List[Candidate]:
         """n-best of a line: the i-th candidate joins each segment's i-th hypothesis."""

@@ -195,4 +195,4 @@ def test_make_batches_and_collate_rows_for_decoding(toy_prepared):
     assert all(len(b) * (src[b].max() + 1) <= 60 for b in batches)
     batch = collate_rows(ids, batches[0])
     row = int(batch.indices[0])
-    assert tok.decode_tgt(batch.tgt_out[0].tolist()) == corpus["test"][row]["tgt"]
+    assert tok.detokenize(batch.tgt_out[0].tolist()) == corpus["test"][row]["tgt"]

@@ -226,3 +226,28 @@ def test_average_is_the_elementwise_mean_and_checks_the_configs(tmp_path, tokeni
     ck.save_checkpoint(_ckpt(tokenizer, d_model=24), tmp_path / "other.pt")
     with pytest.raises(UserError, match="different models.*d_model"):
         average_checkpoints([tmp_path / "checkpoints" / "last.pt", tmp_path / "other.pt"])
+
+
+def test_resolve_checkpoint_takes_exactly_one_existing_source(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    last = run / "checkpoints" / ck.LAST
+    last.write_bytes(b"x")  # resolving never opens the file
+    assert ck.resolve_checkpoint(checkpoint=str(last)) == last
+    assert ck.resolve_checkpoint(run_dir=run) == last  # no index, no best: last.pt
+    for kwargs, message in [
+        ({}, "exactly one of checkpoint=PATH or run_dir=DIR"),
+        ({"checkpoint": last, "run_dir": run}, "exactly one of checkpoint=PATH or run_dir=DIR"),
+        ({"checkpoint": tmp_path / "nope.pt"}, "nope.pt: no such file"),
+        ({"checkpoint": run}, "is a directory; use run_dir="),
+        ({"run_dir": tmp_path / "nowhere"}, "run_dir=.*nowhere: no such directory"),
+        ({"run_dir": tmp_path}, "no checkpoint in"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            ck.resolve_checkpoint(**kwargs)
+
+
+def test_importing_checkpoint_paths_does_not_import_torch():
+    code = "import sys, rosettamt.checkpoint as c; c.resolve_checkpoint; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

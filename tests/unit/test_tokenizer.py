@@ -36,8 +36,8 @@ def test_special_ids_are_fixed_and_decode_stops_at_eos(joint, train_split):
     assert all(i not in (PAD_ID, BOS_ID, EOS_ID) for seq in ids for i in seq)  # pieces only
     text = train_split["tgt"][0]
     seq = joint.encode_tgt([text])[0]
-    assert joint.decode_tgt([BOS_ID] + seq + [EOS_ID] + seq + [PAD_ID]) == text
-    assert joint.decode_tgt(seq[:2] + [PAD_ID] + seq[2:]) == text
+    assert joint.detokenize([BOS_ID] + seq + [EOS_ID] + seq + [PAD_ID]) == text
+    assert joint.detokenize(seq[:2] + [PAD_ID] + seq[2:]) == text
 
 
 def test_joint_vocabulary_is_shared(joint, train_split):

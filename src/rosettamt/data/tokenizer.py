@@ -61,12 +61,13 @@ class Tokenizer:
         """Target pieces as ids, no BOS/EOS."""
         return self._tgt.encode(list(texts), out_type=int)
 
-    def decode_tgt(self, ids: list[int]) -> str:
-        """Detokenized text of a model output: stops at the first EOS, ignores PAD and BOS."""
+    def detokenize(self, ids: list[int]) -> str:
+        """One line of target text from model output ids: stops at the first EOS, ignores PAD and
+        BOS, and collapses whitespace, so a hypothesis is exactly one line of an output file."""
         ids = [int(i) for i in ids]
         if EOS_ID in ids:
             ids = ids[: ids.index(EOS_ID)]
-        return self._tgt.decode([i for i in ids if i not in (PAD_ID, BOS_ID)])
+        return " ".join(self._tgt.decode([i for i in ids if i not in (PAD_ID, BOS_ID)]).split())
 
     def src_pieces(self, text: str) -> list[str]:
         """Subword strings of a source sentence (axis labels for attention plots)."""
