@@ -290,7 +290,7 @@ class Translator:
         tgt_in = torch.tensor([[BOS_ID] + tokens], dtype=torch.long, device=self.device)  # (1, T)
         with torch.inference_mode():
             memory = self.model.encode(src, src_mask)  # (1, S, D)
-            _, cross = self.model.decode(tgt_in, memory, src_mask, need_weights=True)
+            cross = self.model.decode(tgt_in, memory, src_mask, need_weights=True).cross_attention
         weights = cross[layer][0].float().cpu().numpy()  # (1, H, T, S) -> (H, T, S)
 
         pieces = self.tokenizer.src_pieces(shown)[: len(ids)] if ids else []

@@ -22,12 +22,12 @@ def ragged_batch(lengths, seed=1):
 
 def full_logits(model, memory, src_mask, tgt, k):
     """Reference: no cache, memory repeated per beam row, whole prefix at once."""
-    return model.decode(tgt, memory.repeat_interleave(k, 0), src_mask.repeat_interleave(k, 0))
+    return model.decode(tgt, memory.repeat_interleave(k, 0), src_mask.repeat_interleave(k, 0)).logits
 
 
-def step_logits(model, cache, memory, src_mask, tgt):
+def step_logits(model, cache, tgt):
     """Feed tgt (N, T) one position at a time through the cache; logits (N, T, V)."""
-    return torch.cat([model.decode(tgt[:, t : t + 1], memory, src_mask, cache) for t in range(tgt.shape[1])], 1)
+    return torch.cat([model.decode_step(tgt[:, t : t + 1], cache).logits for t in range(tgt.shape[1])], 1)
 
 
 CONFIGS = [
@@ -47,7 +47,7 @@ def test_cached_steps_equal_full_forward(overrides, k):
     with torch.no_grad():
         memory = model.encode(src, src_mask)
         cache = model.new_cache(memory, src_mask, beam_size=k)
-        steps = step_logits(model, cache, memory, src_mask, tgt)
+        steps = step_logits(model, cache, tgt)
         full = full_logits(model, memory, src_mask, tgt, k)
     torch.testing.assert_close(steps, full, atol=ATOL, rtol=0)
     assert cache.length == 6
@@ -73,8 +73,8 @@ def test_prefix_chunk_then_single_steps():
     with torch.no_grad():
         memory = model.encode(src, src_mask)
         cache = model.new_cache(memory, src_mask, beam_size=2)
-        first = model.decode(tgt[:, :4], memory, src_mask, cache)
-        rest = step_logits(model, cache, memory, src_mask, tgt[:, 4:])
+        first = model.decode_step(tgt[:, :4], cache).logits
+        rest = step_logits(model, cache, tgt[:, 4:])
         full = full_logits(model, memory, src_mask, tgt, 2)
     torch.testing.assert_close(torch.cat([first, rest], 1), full, atol=ATOL, rtol=0)
 
@@ -98,9 +98,9 @@ def test_reorder_then_continue_equals_full_forward_of_reordered_prefixes(positio
     with torch.no_grad():
         memory = model.encode(src, src_mask)
         cache = model.new_cache(memory, src_mask, beam_size=k)
-        step_logits(model, cache, memory, src_mask, prefix)
+        step_logits(model, cache, prefix)
         cache.reorder(rows)
-        steps = step_logits(model, cache, memory, src_mask, suffix)
+        steps = step_logits(model, cache, suffix)
         full = full_logits(model, memory, src_mask, torch.cat([prefix[rows], suffix], 1), k)
     torch.testing.assert_close(steps, full[:, 4:], atol=ATOL, rtol=0)
 
@@ -117,11 +117,11 @@ def test_select_sentences_then_continue():
     with torch.no_grad():
         memory = model.encode(src, src_mask)
         cache = model.new_cache(memory, src_mask, beam_size=k)
-        step_logits(model, cache, memory, src_mask, prefix)
+        step_logits(model, cache, prefix)
         cache.select_sentences(keep)
         assert cache.batch_size == 2 and cache.layers[0].cross_k.shape[0] == 2
         # memory / src_mask are not read with a cache: pass the stale full-batch ones on purpose
-        steps = step_logits(model, cache, memory, src_mask, suffix)
+        steps = step_logits(model, cache, suffix)
         full = full_logits(model, memory[keep], src_mask[keep], torch.cat([prefix[kept_rows], suffix], 1), k)
     torch.testing.assert_close(steps, full[:, 3:], atol=ATOL, rtol=0)
 
@@ -133,7 +133,7 @@ def test_cached_cross_attention_weights_equal_full_ones():
     with torch.no_grad():
         memory = model.encode(src, src_mask)
         cache = model.new_cache(memory, src_mask, beam_size=2)
-        per_step = [model.decode(tgt[:, t : t + 1], memory, src_mask, cache, need_weights=True) for t in range(5)]
+        per_step = [model.decode_step(tgt[:, t : t + 1], cache, need_weights=True) for t in range(5)]
         full_logits_, full_w = model.decode(tgt, memory.repeat_interleave(2, 0), src_mask.repeat_interleave(2, 0),
                                             need_weights=True)
     for layer in range(2):
@@ -150,7 +150,7 @@ def test_wrong_number_of_rows_is_rejected():
     memory = model.encode(src, src_mask)
     cache = model.new_cache(memory, src_mask, beam_size=3)
     with pytest.raises(ValueError, match="beam_size 3"):
-        model.decode(torch.ones(2, 1, dtype=torch.long), memory, src_mask, cache)
+        model.decode_step(torch.ones(2, 1, dtype=torch.long), cache)
 
 
 def test_cache_is_plain_data():

@@ -232,7 +232,8 @@ def test_decode_with_weights():
     tgt = torch.randint(4, V, (2, 4))
     memory = m.encode(src, mask)
     logits, weights = m.decode(tgt, memory, mask, need_weights=True)
-    torch.testing.assert_close(logits, m.decode(tgt, memory, mask), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, m.decode(tgt, memory, mask).logits, atol=1e-5, rtol=0)
+    assert m.decode(tgt, memory, mask).cross_attention is None  # only when asked for
     assert len(weights) == 2 and all(w.shape == (2, 4, 4, 5) for w in weights)
     for w in weights:
         torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, 4))

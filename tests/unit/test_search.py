@@ -16,6 +16,7 @@ from rosettamt.config import DecodeConfig, ModelConfig
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID
 from rosettamt.errors import UserError
 from rosettamt.model.cache import DecoderCache, LayerCache
+from rosettamt.model.transformer import DecoderOutput
 from rosettamt.search import Hypothesis, beam_search, greedy_search, translate_ids
 from rosettamt.data.packing import longest_first
 from rosettamt.search.translate_ids import pad_sources, restore_order
@@ -28,7 +29,7 @@ NextProbs = Callable[[List[int], List[int]], Dict[int, float]]
 class FakeModel(nn.Module):
     """A model whose next-token distribution is a Python function of (source, prefix).
 
-    It implements the search-facing interface (encode, decode, new_cache) and keeps its decoding
+    It implements the search-facing interface (encode, decode, decode_step, new_cache) and keeps its decoding
     state in a real DecoderCache: the "self K" of a row holds the row's token history, so a
     wrong reorder() or select_sentences() shows up as a wrong distribution. It also records
     what the search asked of it.
@@ -50,18 +51,21 @@ class FakeModel(nn.Module):
         layer = LayerCache(memory[:, None], memory[:, None], history, history.clone())  # cross: (B, 1, S, 1)
         return DecoderCache(beam_size=beam_size, length=0, layers=[layer], src_mask=src_mask)
 
-    def decode(self, tgt, memory, src_mask, cache=None, need_weights=False):
+    def decode(self, tgt, memory, src_mask, need_weights=False) -> DecoderOutput:
         self.decode_shapes.append(tuple(tgt.shape))
-        if cache is not None:
-            layer = cache.layers[0]
-            layer.self_k = torch.cat([layer.self_k, tgt.float()[:, None, :, None]], dim=2)  # (N, 1, t, 1)
-            cache.length += tgt.shape[1]
-            prefixes = layer.self_k[:, 0, :, 0].long()  # (N, t)
-            k = cache.beam_size
-            src = layer.cross_k[:, 0, :, 0].long().repeat_interleave(k, 0)  # (B, S) -> (B*k, S)
-            mask = cache.src_mask.repeat_interleave(k, 0)  # (B*k, S)
-        else:
-            prefixes, src, mask = tgt, memory[:, :, 0].long(), src_mask
+        return self._next(tgt, tgt, memory[:, :, 0].long(), src_mask)
+
+    def decode_step(self, tgt, cache, need_weights=False) -> DecoderOutput:
+        self.decode_shapes.append(tuple(tgt.shape))
+        layer = cache.layers[0]
+        layer.self_k = torch.cat([layer.self_k, tgt.float()[:, None, :, None]], dim=2)  # (N, 1, t, 1)
+        cache.length += tgt.shape[1]
+        k = cache.beam_size
+        src = layer.cross_k[:, 0, :, 0].long().repeat_interleave(k, 0)  # (B, S) -> (B*k, S)
+        return self._next(tgt, layer.self_k[:, 0, :, 0].long(), src, cache.src_mask.repeat_interleave(k, 0))
+
+    def _next(self, tgt, prefixes, src, mask) -> DecoderOutput:
+        """Logits (N, T, V): -inf except the last position, which holds next_probs of each row."""
         N, T = tgt.shape
         logits = torch.full((N, T, self.vocab), float("-inf"))
         for row in range(N):
@@ -69,7 +73,7 @@ class FakeModel(nn.Module):
             source = src[row][mask[row]].tolist()[:-1]  # drop the source EOS
             for tok, p in self.next_probs(source, prefixes[row, 1:].tolist()).items():
                 logits[row, -1, tok] = math.log(p)
-        return logits
+        return DecoderOutput(logits, None)
 
 
 def table_model(table: Dict[tuple, Dict[int, float]]) -> FakeModel:
@@ -391,7 +395,7 @@ def reference_beam(model, src: torch.Tensor, k: int, alpha: float, norm: str, ma
         cands = []
         for tokens, total in beams:
             with torch.no_grad():
-                lp = model.decode(torch.tensor([[BOS_ID] + tokens]), memory, mask)[0, -1].log_softmax(-1)
+                lp = model.decode(torch.tensor([[BOS_ID] + tokens]), memory, mask).logits[0, -1].log_softmax(-1)
             for v, p in enumerate(lp.tolist()):
                 allowed = v not in (0, BOS_ID) and (v != EOS_ID or t >= min_len) and (v == EOS_ID or t < max_len)
                 if allowed:

@@ -1,15 +1,17 @@
-"""The encoder-decoder Transformer: ``Seq2SeqTransformer(cfg)`` with ``encode``/``decode`` and a decoding cache.
+"""The encoder-decoder Transformer: ``Seq2SeqTransformer(cfg)`` with ``encode``, ``decode``, ``decode_step``.
 
-``decode(tgt, memory, src_mask, cache=None, need_weights=False)`` returns logits (N, T, V), or
-``(logits, [cross-attention (N, H, T, S) per decoder layer])`` when ``need_weights``. Without a
-cache tgt is the whole prefix; with one (``new_cache(memory, src_mask, beam_size)``) it is only
-the new positions, rows sentence-major (row = b * k + j). See model/cache.py for the cache.
+``decode(tgt, memory, src_mask, need_weights=False)`` runs whole prefixes (teacher forcing);
+``decode_step(tgt_new, cache, need_weights=False)`` runs only new positions against a
+``new_cache(memory, src_mask, beam_size)`` (rows sentence-major, row = b * k + j; see cache.py).
+Both return ``DecoderOutput(logits (N, T, V), cross_attention)``, the weights (N, H, T, S) per
+decoder layer when ``need_weights``, else None.
 """
 
 from rosettamt.model.attention import MultiHeadAttention
 from rosettamt.model.cache import DecoderCache, LayerCache
 from rosettamt.model.layers import DecoderLayer, EncoderLayer, FeedForward, head_sizes
 from rosettamt.model.transformer import (
+    DecoderOutput,
     Seq2SeqTransformer,
     check_config,
     count_parameters,
@@ -19,6 +21,7 @@ from rosettamt.model.transformer import (
 
 __all__ = [
     "DecoderCache",
+    "DecoderOutput",
     "DecoderLayer",
     "EncoderLayer",
     "FeedForward",

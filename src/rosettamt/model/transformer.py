@@ -1,14 +1,16 @@
 """Seq2SeqTransformer: the encoder-decoder of "Attention Is All You Need".
 
-``encode`` and ``decode`` are separate so that search code composes them: encode a batch once,
-then call ``decode`` on the whole prefix (training, no cache) or on the new position only with a
-:class:`DecoderCache` from :meth:`Seq2SeqTransformer.new_cache` (greedy and beam search).
+``encode`` and the decoder are separate so that search code composes them: encode a batch once,
+then either ``decode`` whole prefixes (teacher forcing: training, attention plots, the uncached
+baseline) or ``decode_step`` the new position only with a :class:`DecoderCache` from
+:meth:`Seq2SeqTransformer.new_cache` (greedy and beam search). Both return a
+:class:`DecoderOutput` (logits, and the cross-attention weights when asked for).
 """
 
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +50,13 @@ def check_config(cfg: ModelConfig) -> None:
             f"model.tie_all with a joint vocabulary needs src_vocab_size == tgt_vocab_size, got "
             f"{cfg.src_vocab_size} and {cfg.tgt_vocab_size}; set model.tie_all=false"
         )
+
+
+class DecoderOutput(NamedTuple):
+    """What the decoder methods return: logits, and the cross-attention when it was asked for."""
+
+    logits: Tensor  # (N, T, V)
+    cross_attention: Optional[List[Tensor]]  # per decoder layer (N, H, T, S), or None
 
 
 def _key_mask(src_mask: Tensor) -> Tensor:
@@ -114,57 +123,63 @@ class Seq2SeqTransformer(nn.Module):
             x = layer(x, mask)
         return self.encoder_norm(x)
 
-    def decode(
-        self,
-        tgt: Tensor,
-        memory: Optional[Tensor],
-        src_mask: Tensor,
-        cache: Optional[DecoderCache] = None,
-        need_weights: bool = False,
-        rows: Optional[Tensor] = None,
-    ) -> Union[Tensor, Tuple[Tensor, List[Tensor]]]:
-        """Logits (N, T, V) for target ids tgt (N, T); with need_weights also cross-attention (N, H, T, S) per layer.
+    def decode(self, tgt: Tensor, memory: Tensor, src_mask: Tensor, need_weights: bool = False) -> DecoderOutput:
+        """Teacher-forced decoding of whole prefixes: tgt (N, T) ids, memory (N, S, D), src_mask (N, S)
+        -> logits (N, T, V) (+ the cross-attention (N, H, T, S) of every layer when need_weights).
 
-        rows (K,) int64, flat indices into the N * T positions: only those are normalised and
-        projected, and the logits come back as (K, V). Training passes the non-padding positions:
-        the output projection is the largest matmul of a small model, padding rows are wasted work.
-
-        Without a cache, N == B and tgt is the whole prefix (causal self-attention). With a cache,
-        tgt holds the new positions only, positions continue from cache.length, N == B * beam_size
-        (rows sentence-major), and memory/src_mask are not read: the cache holds their state.
+        Each position sees itself and the positions before it (causal self-attention).
         """
-        T = tgt.shape[1]
-        offset = 0 if cache is None else cache.length
-        x = self._embed(tgt, self.tgt_embed, self.tgt_pos, offset)
+        x = self._embed(tgt, self.tgt_embed, self.tgt_pos, 0)  # (N, T, D)
+        x, weights = self._decoder(x, memory, _key_mask(src_mask), [None] * len(self.decoder), None, need_weights)
+        return DecoderOutput(self.output(self.decoder_norm(x)), weights)
+
+    def decode_step(self, tgt: Tensor, cache: DecoderCache, need_weights: bool = False) -> DecoderOutput:
+        """Cached decoding of new positions: tgt (N, T_new) ids, usually T_new = 1, where
+        N = cache.batch_size * cache.beam_size (rows sentence-major, row = b * k + j)
+        -> logits (N, T_new, V) (+ cross-attention (N, H, T_new, S) per layer when need_weights).
+
+        Positions continue from cache.length; the cache holds the encoder side (cross-attention
+        K/V and source mask) and grows by T_new self-attention positions.
+        """
+        N, T = tgt.shape
+        if N != cache.batch_size * cache.beam_size:
+            raise ValueError(f"decode_step: {N} target rows, but the cache holds "
+                             f"{cache.batch_size} sentences x beam_size {cache.beam_size}")
+        offset = cache.length
+        x = self._embed(tgt, self.tgt_embed, self.tgt_pos, offset)  # (N, T_new, D)
         self_mask = None
-        if cache is None:
-            layer_caches: List[Optional[LayerCache]] = [None] * len(self.decoder)
-            key_mask = _key_mask(src_mask)
-        else:
-            if tgt.shape[0] != cache.batch_size * cache.beam_size:
-                raise ValueError(
-                    f"decode: {tgt.shape[0]} target rows, but the cache holds "
-                    f"{cache.batch_size} sentences x beam_size {cache.beam_size}"
-                )
-            layer_caches, key_mask, memory = list(cache.layers), _key_mask(cache.src_mask), None
-            if T > 1:  # new position i (absolute offset + i) sees cached and new positions 0..offset+i
-                new = torch.arange(offset, offset + T, device=tgt.device)[:, None]  # (T, 1)
-                self_mask = torch.arange(offset + T, device=tgt.device)[None, :] <= new  # (T, offset+T)
+        if T > 1:  # new position i (absolute offset + i) sees cached and new positions 0..offset+i
+            new = torch.arange(offset, offset + T, device=tgt.device)[:, None]  # (T, 1)
+            self_mask = torch.arange(offset + T, device=tgt.device)[None, :] <= new  # (T, offset+T)
+        x, weights = self._decoder(x, None, _key_mask(cache.src_mask), list(cache.layers), self_mask, need_weights)
+        cache.length += T
+        return DecoderOutput(self.output(self.decoder_norm(x)), weights)
+
+    def _decoder(self, x: Tensor, memory: Optional[Tensor], key_mask: Tensor,
+                 layer_caches: List[Optional[LayerCache]], self_mask: Optional[Tensor],
+                 need_weights: bool) -> Tuple[Tensor, Optional[List[Tensor]]]:
+        """The decoder layers over embedded targets x (N, T, D); weights per layer when asked."""
         weights: List[Tensor] = []
         for layer, layer_cache in zip(self.decoder, layer_caches):
             x, w = layer(x, memory, key_mask, layer_cache, self_mask, need_weights)
             if w is not None:
                 weights.append(w)
-        if cache is not None:
-            cache.length += T
-        if rows is not None:
-            x = x.reshape(-1, x.shape[-1]).index_select(0, rows)  # (K, D)
-        logits = self.output(self.decoder_norm(x))  # (N, T, V) or (K, V)
-        return (logits, weights) if need_weights else logits
+        return x, (weights if need_weights else None)
 
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor, rows: Optional[Tensor] = None) -> Tensor:
-        """Teacher-forced logits (B, T, V), or (K, V) for the flat positions ``rows`` (see decode)."""
-        return self.decode(tgt_in, self.encode(src, src_mask), src_mask, rows=rows)  # type: ignore[return-value]
+        """Training: teacher-forced logits (B, T, V); with rows (K,) int64, flat indices into the
+        B * T positions, only those positions are normalised and projected: logits (K, V).
+
+        Training passes the non-padding positions: the output projection is the largest matmul
+        of a small model, and padding rows would be wasted work.
+        """
+        memory = self.encode(src, src_mask)
+        if rows is None:
+            return self.decode(tgt_in, memory, src_mask).logits
+        x = self._embed(tgt_in, self.tgt_embed, self.tgt_pos, 0)  # (B, T, D)
+        x, _ = self._decoder(x, memory, _key_mask(src_mask), [None] * len(self.decoder), None, False)
+        x = x.reshape(-1, x.shape[-1]).index_select(0, rows)  # (B*T, D) -> (K, D)
+        return self.output(self.decoder_norm(x))  # (K, V)
 
     def new_cache(self, memory: Tensor, src_mask: Tensor, beam_size: int = 1) -> DecoderCache:
         """An empty cache for B sentences x beam_size rows; cross K/V projected once, per sentence."""

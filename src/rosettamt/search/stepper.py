@@ -35,9 +35,9 @@ class Stepper:
     def log_probs(self, prefix: Tensor) -> Tensor:
         """prefix (B*k, t) = BOS + tokens so far -> next-token log-probs (B*k, V), float32."""
         if self.cache is not None:
-            logits = self.model.decode(prefix[:, -1:], self.memory, self.src_mask, cache=self.cache)  # (B*k, 1, V)
+            logits = self.model.decode_step(prefix[:, -1:], self.cache).logits  # (B*k, 1, V)
         else:
-            logits = self.model.decode(prefix, self.memory, self.src_mask)  # (B*k, t, V)
+            logits = self.model.decode(prefix, self.memory, self.src_mask).logits  # (B*k, t, V)
         lp = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (B*k, V)
         lp[:, PAD_ID] = NEG_INF  # never produced in training targets
         lp[:, BOS_ID] = NEG_INF
