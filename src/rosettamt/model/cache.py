@@ -21,6 +21,12 @@ import torch
 from torch import Tensor
 
 
+def sentence_rows(keep: Tensor, k: int) -> Tensor:
+    """Sentence indices (B',) -> their hypothesis rows (B'*k,), sentence-major (row = b * k + j)."""
+    offsets = torch.arange(k, device=keep.device)
+    return (keep[:, None] * k + offsets).reshape(-1)  # (B', k) -> (B'*k,)
+
+
 @dataclass
 class LayerCache:
     """One decoder layer's keys and values."""
@@ -57,9 +63,7 @@ class DecoderCache:
 
     def select_sentences(self, keep: Tensor) -> None:
         """Keep only the sentences ``keep`` (B',), in that order, with their k beam rows each."""
-        k = self.beam_size
-        offsets = torch.arange(k, device=keep.device)
-        rows = (keep[:, None] * k + offsets).reshape(-1)  # (B', k) -> (B'*k,)
+        rows = sentence_rows(keep, self.beam_size)  # (B'*k,)
         for layer in self.layers:
             layer.cross_k = layer.cross_k.index_select(0, keep)  # (B', H, S, d_k)
             layer.cross_v = layer.cross_v.index_select(0, keep)  # (B', H, S, d_v)

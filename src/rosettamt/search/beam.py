@@ -22,7 +22,8 @@ Scores (L = hypothesis length counting EOS, log_prob = sum of token log-probs in
 
 from __future__ import annotations
 
-from typing import List
+from dataclasses import dataclass, fields
+from typing import List, Union
 
 import torch
 from torch import Tensor, nn
@@ -33,9 +34,13 @@ from rosettamt.search.hypothesis import Hypothesis
 from rosettamt.search.stepper import NEG_INF, Stepper, constrain, length_limits
 
 
-def length_penalty_divisor(length: Tensor, length_norm: str, alpha: float) -> Tensor:
-    """What a hypothesis's log-prob is divided by; length counts EOS. Works on tensors of lengths."""
-    length = length.double()
+def length_divisor(length: Union[Tensor, int], length_norm: str, alpha: float) -> Tensor:
+    """What a hypothesis's log-prob is divided by (the formulas above); length counts EOS.
+
+    The one place the length penalty is written: ranking finished hypotheses and bounding what a
+    live beam can still reach both use it. Takes a length or a tensor of lengths; float64 out.
+    """
+    length = torch.as_tensor(length, dtype=torch.float64)
     if length_norm == LengthNorm.none:
         return torch.ones_like(length)
     if length_norm == LengthNorm.average:
@@ -45,13 +50,43 @@ def length_penalty_divisor(length: Tensor, length_norm: str, alpha: float) -> Te
     raise ValueError(f"unknown length_norm {length_norm!r} (gnmt, average or none)")
 
 
-def normalised_score(log_prob: float, length: int, length_norm: str, alpha: float) -> float:
-    """The score beams are ranked by once finished (see the module docstring)."""
-    if length_norm == LengthNorm.average:
-        return log_prob / length
-    if length_norm == LengthNorm.gnmt:
-        return log_prob / ((5.0 + length) / 6.0) ** alpha
-    return log_prob
+@dataclass
+class Beams:
+    """The working batch of beam search: B' unfinished sentences with kk live beams each.
+
+    Per sentence (B',): ``sentence`` (its index in the input batch), ``max_len``/``min_len``
+    (CPU, for :func:`constrain`), ``n_finished`` and ``nth_best`` (the nbest-th best finished
+    score, -inf until there are nbest). Per beam, sentence-major (row = b * kk + j): ``prefix``
+    (B'*kk, t+1) = BOS + tokens and ``scores`` (B', kk) cumulative log-probs.
+    """
+
+    sentence: Tensor  # (B',) CPU
+    max_len: Tensor  # (B',) CPU
+    min_len: Tensor  # (B',) CPU
+    n_finished: Tensor  # (B',) device
+    nth_best: Tensor  # (B',) device, float
+    prefix: Tensor  # (B'*kk, t+1) device
+    scores: Tensor  # (B', kk) device
+
+    @classmethod
+    def start(cls, max_len: Tensor, min_len: Tensor, device: torch.device) -> "Beams":
+        """One beam per sentence holding BOS: the first step fans it out into k."""
+        B = max_len.shape[0]
+        return cls(sentence=torch.arange(B), max_len=max_len, min_len=min_len,
+                   n_finished=torch.zeros(B, dtype=torch.long, device=device),
+                   nth_best=torch.full((B,), NEG_INF, device=device, dtype=torch.float64),
+                   prefix=torch.full((B, 1), BOS_ID, dtype=torch.long, device=device),
+                   scores=torch.zeros(B, 1, device=device))
+
+    def keep(self, keep: Tensor) -> None:
+        """Keep only the sentences ``keep`` (B'',) CPU, in that order, with all their beams."""
+        Bw, kk = self.scores.shape
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "prefix":  # (B'*kk, t+1) -> (B', kk, t+1) -> (B''*kk, t+1)
+                value = value.view(Bw, kk, -1)
+            value = value[keep.to(value.device)]
+            setattr(self, f.name, value.view(keep.numel() * kk, -1) if f.name == "prefix" else value)
 
 
 @torch.inference_mode()
@@ -71,88 +106,82 @@ def beam_search(
     """Beam-decode src (B, S) / src_mask (B, S) -> per sentence, up to nbest hypotheses, best first."""
     if beam_size < 1 or nbest < 1:
         raise ValueError(f"beam_size={beam_size} and nbest={nbest} must be >= 1")
-    if length_norm not in (LengthNorm.gnmt, LengthNorm.average, LengthNorm.none):
-        raise ValueError(f"unknown length_norm {length_norm!r} (gnmt, average or none)")
+    length_divisor(1, length_norm, length_penalty)  # an unknown length_norm fails here, not mid-search
     k, nbest = beam_size, min(nbest, beam_size)
     B, device = src.shape[0], src.device
     memory = model.encode(src, src_mask)  # (B, S, D)
     max_len, min_lens = length_limits(model, src_mask, max_len_a, max_len_b, min_len)  # (B,) CPU
-    max_len_dev = max_len.to(device)
-    # Every sentence starts with one row (BOS); the first step fans it out into k beams.
-    stepper = Stepper(model, memory, src_mask, beam_size=1, use_cache=use_cache)
-
-    alive = torch.arange(B)  # original sentence index of each working sentence (CPU)
-    prefix = torch.full((B, 1), BOS_ID, dtype=torch.long, device=device)  # (B'*kk, t+1)
-    scores = torch.zeros(B, 1, device=device)  # (B', kk) cumulative log-probs of the live beams
-    n_finished = torch.zeros(B, dtype=torch.long, device=device)  # (B',)
-    nth_best = torch.full((B,), NEG_INF, device=device)  # (B',) nbest-th best finished score
+    stepper = Stepper(model, memory, src_mask, use_cache=use_cache)
+    beams = Beams.start(max_len, min_lens, device)
     finished: List[List[Hypothesis]] = [[] for _ in range(B)]
 
     for t in range(int(max_len.max()) + 1 if B else 0):
-        Bw, kk = scores.shape  # kk rows per sentence: 1 at the first step, then k
-        lp = stepper.log_probs(prefix)  # (B'*kk, V)
+        Bw, kk = beams.scores.shape  # kk beams per sentence: 1 at the first step, then k
+        lp = stepper.log_probs(beams.prefix).view(Bw, kk, -1)  # (B'*kk, V) -> (B', kk, V)
         V = lp.shape[-1]
-        lp = lp.view(Bw, kk, V)  # (B'*kk, V) -> (B', kk, V)
-        constrain(lp, t, max_len, min_lens)
-        cand = lp.add_(scores[:, :, None]).view(Bw, kk * V)  # cumulative log-probs, (B', kk*V)
+        constrain(lp, t, beams.max_len, beams.min_len)
+        cand = lp.add_(beams.scores[:, :, None]).view(Bw, kk * V)  # cumulative log-probs, (B', kk*V)
         top_scores, top_idx = cand.topk(min(2 * k, kk * V), dim=1)  # (B', 2k), best first
-        top_beam, top_tok = top_idx // V, top_idx % V  # (B', 2k): parent row within the sentence, token
         if top_idx.shape[1] < k:  # a vocabulary smaller than the beam: pad with impossible candidates
             pad = k - top_idx.shape[1]
             top_scores = torch.cat([top_scores, top_scores.new_full((Bw, pad), NEG_INF)], dim=1)
-            top_beam = torch.cat([top_beam, top_beam.new_zeros(Bw, pad)], dim=1)
-            top_tok = torch.cat([top_tok, top_tok.new_full((Bw, pad), BOS_ID)], dim=1)
+            top_idx = torch.cat([top_idx, top_idx.new_full((Bw, pad), BOS_ID)], dim=1)  # beam 0, token BOS
+        top_beam, top_tok = top_idx // V, top_idx % V  # (B', 2k): parent beam within the sentence, token
         is_eos = top_tok == EOS_ID
 
-        # 1. EOS among the best k candidates: a finished hypothesis (Python bookkeeping only here).
+        # 1. EOS among the best k candidates: finished hypotheses (the only Python loop).
         ended = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])  # (B', k)
         if ended.any():
-            bs, js = ended.nonzero(as_tuple=True)
-            rows = bs * kk + top_beam[bs, js]  # parent hypothesis rows
-            token_lists = prefix.index_select(0, rows)[:, 1:].tolist()  # (F, t) without BOS
-            lp_sums = top_scores[bs, js].tolist()
-            touched = set()
-            for b, tokens, lp_sum in zip(bs.tolist(), token_lists, lp_sums):
-                sent = int(alive[b])
-                score = normalised_score(lp_sum, len(tokens) + 1, length_norm, length_penalty)
-                finished[sent].append(Hypothesis(tokens, score, lp_sum))
-                touched.add(b)
-            n_finished += ended.sum(dim=1)
-            for b in touched:
-                ranked = sorted((h.score for h in finished[int(alive[b])]), reverse=True)
-                if len(ranked) >= nbest:
-                    nth_best[b] = ranked[nbest - 1]
+            _finish(beams, finished, ended, top_scores, top_beam, kk, t, nbest,
+                    float(length_divisor(t + 1, length_norm, length_penalty)))
 
         # 2. The best k non-EOS candidates continue (EOS ones pushed behind by their position key).
         position = torch.arange(is_eos.shape[1], device=device)
         order = (position + is_eos.long() * is_eos.shape[1]).argsort(dim=1)[:, :k]  # (B', k)
         new_scores = top_scores.gather(1, order)  # (B', k)
-        new_beam, new_tok = top_beam.gather(1, order), top_tok.gather(1, order)
+        new_beam, new_tok = top_beam.gather(1, order), top_tok.gather(1, order)  # (B', k)
         new_scores = new_scores.masked_fill(new_tok == EOS_ID, NEG_INF)  # fewer than k non-EOS left
 
         # 3. Done sentences: k finished, max_len reached, or no live beam can still enter the n-best.
+        max_len_dev = beams.max_len.to(device)
         future = torch.stack([torch.full_like(max_len_dev, t + 2), max_len_dev + 1])  # (2, B') lengths with EOS
-        divisor = length_penalty_divisor(future, length_norm, length_penalty).max(dim=0).values  # (B',)
+        divisor = length_divisor(future, length_norm, length_penalty).max(dim=0).values  # (B',)
         best_live = new_scores.max(dim=1).values  # (B',) <= 0: a larger divisor is the best case
-        hopeless = best_live.double() / divisor < nth_best.double()
-        done = ((n_finished >= k) | (max_len_dev <= t) | hopeless).cpu()  # (B',)
+        hopeless = best_live.double() / divisor < beams.nth_best
+        done = ((beams.n_finished >= k) | (max_len_dev <= t) | hopeless).cpu()  # (B',)
         if done.all():
             break
-        keep = (~done).nonzero().squeeze(1)  # (B'',) CPU
         if done.any():
+            keep = (~done).nonzero().squeeze(1)  # (B'',) CPU
             keep_dev = keep.to(device)
+            beams.keep(keep)
             stepper.select_sentences(keep_dev)
-            alive, max_len, min_lens = alive[keep], max_len[keep], min_lens[keep]
-            max_len_dev, n_finished, nth_best = max_len_dev[keep_dev], n_finished[keep_dev], nth_best[keep_dev]
             new_scores, new_beam, new_tok = new_scores[keep_dev], new_beam[keep_dev], new_tok[keep_dev]
-            prefix = prefix.view(Bw, kk, -1)[keep_dev].view(keep.numel() * kk, -1)  # (B'', kk, t+1) -> (B''*kk, t+1)
         rows = (torch.arange(new_beam.shape[0], device=device)[:, None] * kk + new_beam).view(-1)  # (B''*k,)
         stepper.reorder(rows, k)
-        prefix = torch.cat([prefix.index_select(0, rows), new_tok.view(-1, 1)], dim=1)  # (B''*k, t+2)
-        scores = new_scores
+        beams.prefix = torch.cat([beams.prefix.index_select(0, rows), new_tok.view(-1, 1)], dim=1)  # (B''*k, t+2)
+        beams.scores = new_scores
 
     results = []
     for hyps in finished:
         hyps.sort(key=lambda h: h.score, reverse=True)
         results.append(hyps[:nbest] or [Hypothesis([], NEG_INF, NEG_INF)])
     return results
+
+
+def _finish(beams: Beams, finished: List[List[Hypothesis]], ended: Tensor, top_scores: Tensor,
+            top_beam: Tensor, kk: int, t: int, nbest: int, divisor: float) -> None:
+    """Record the hypotheses that end with EOS at step t (length t + 1, EOS counted) and update
+    each touched sentence's finished count and nbest-th best score."""
+    bs, js = ended.nonzero(as_tuple=True)  # (F,), (F,)
+    rows = bs * kk + top_beam[bs, js]  # parent beam rows
+    token_lists = beams.prefix.index_select(0, rows)[:, 1:].tolist()  # (F, t) without BOS
+    touched = set()
+    for b, tokens, lp_sum in zip(bs.tolist(), token_lists, top_scores[bs, js].tolist()):
+        finished[int(beams.sentence[b])].append(Hypothesis(tokens, lp_sum / divisor, lp_sum))
+        touched.add(b)
+    beams.n_finished += ended.sum(dim=1)
+    for b in touched:
+        ranked = sorted((h.score for h in finished[int(beams.sentence[b])]), reverse=True)
+        if len(ranked) >= nbest:
+            beams.nth_best[b] = ranked[nbest - 1]

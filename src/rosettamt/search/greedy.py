@@ -31,7 +31,7 @@ def greedy_search(
     B, device = src.shape[0], src.device
     memory = model.encode(src, src_mask)  # (B, S, D)
     max_len, min_lens = length_limits(model, src_mask, max_len_a, max_len_b, min_len)  # (B,) CPU
-    stepper = Stepper(model, memory, src_mask, beam_size=1, use_cache=use_cache)
+    stepper = Stepper(model, memory, src_mask, use_cache=use_cache)
     alive = torch.arange(B)  # original sentence index of each working row (CPU)
     prefix = torch.full((B, 1), BOS_ID, dtype=torch.long, device=device)  # (B', t+1)
     log_prob = torch.zeros(B, device=device)  # (B',)

@@ -9,28 +9,30 @@ decoder on the whole prefix, which is the baseline the tests and the benchmark c
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from rosettamt.model.cache import DecoderCache, sentence_rows
 
 NEG_INF = float("-inf")
 
 
 class Stepper:
-    """Next-token log-probs for a shrinking, reorderable working batch."""
+    """Next-token log-probs for a shrinking, reorderable working batch of hypothesis rows.
 
-    def __init__(self, model: nn.Module, memory: Tensor, src_mask: Tensor, beam_size: int, use_cache: bool) -> None:
-        self.model, self.k, self.use_cache = model, beam_size, use_cache
-        if use_cache:
-            self.memory, self.src_mask = memory, src_mask  # (B, S, D), (B, S): one copy per sentence
-            self.cache = model.new_cache(memory, src_mask, beam_size=beam_size)
-        else:  # the uncached decoder takes one memory row per hypothesis row
-            self.memory = memory.repeat_interleave(beam_size, dim=0)  # (B*k, S, D)
-            self.src_mask = src_mask.repeat_interleave(beam_size, dim=0)  # (B*k, S)
-            self.cache = None
+    Starts with one row per sentence (BOS); beam search widens it to k rows with ``reorder``.
+    With the cache, the encoder side lives in the cache (once per sentence); without it, every
+    row keeps its own copy of its sentence's memory and the whole prefix is recomputed.
+    """
+
+    def __init__(self, model: nn.Module, memory: Tensor, src_mask: Tensor, use_cache: bool) -> None:
+        self.model, self.k = model, 1
+        self.cache: Optional[DecoderCache] = model.new_cache(memory, src_mask) if use_cache else None
+        self.memory: Optional[Tensor] = None if use_cache else memory  # (B*k, S, D) uncached only
+        self.src_mask: Optional[Tensor] = None if use_cache else src_mask  # (B*k, S) uncached only
 
     def log_probs(self, prefix: Tensor) -> Tensor:
         """prefix (B*k, t) = BOS + tokens so far -> next-token log-probs (B*k, V), float32."""
@@ -44,13 +46,12 @@ class Stepper:
         return lp
 
     def reorder(self, rows: Tensor, beam_size: int) -> None:
-        """New hypothesis row i continues old row rows[i] of the same sentence; only the
-        self-attention cache moves. beam_size may grow (1 -> k after beam search's first step,
-        when every sentence has one distinct prefix): rows (B*beam_size,) then index B*old rows."""
+        """New hypothesis row i continues old row rows[i] of the same sentence. beam_size may grow
+        (1 -> k after beam search's first step): rows (B*beam_size,) then index the B*old rows."""
         if self.cache is not None:
             self.cache.beam_size = beam_size  # plain data: the rows below are laid out for it
             self.cache.reorder(rows)
-        elif beam_size != self.k:  # recomputation keeps a memory row per hypothesis
+        elif beam_size != self.k:  # the rows of a sentence share its memory: only widening moves it
             self.memory = self.memory.index_select(0, rows)  # (B*k, S, D)
             self.src_mask = self.src_mask.index_select(0, rows)  # (B*k, S)
         self.k = beam_size
@@ -59,18 +60,10 @@ class Stepper:
         """Drop finished sentences: keep these working-batch sentence indices (B',) with their k rows."""
         if self.cache is not None:
             self.cache.select_sentences(keep)
-            self.memory = self.memory.index_select(0, keep)  # (B', S, D)
-            self.src_mask = self.src_mask.index_select(0, keep)  # (B', S)
         else:
-            rows = sentence_rows(keep, self.k)
+            rows = sentence_rows(keep, self.k)  # (B'*k,)
             self.memory = self.memory.index_select(0, rows)  # (B'*k, S, D)
             self.src_mask = self.src_mask.index_select(0, rows)  # (B'*k, S)
-
-
-def sentence_rows(keep: Tensor, k: int) -> Tensor:
-    """Sentence indices (B',) -> their hypothesis rows (B'*k,), sentence-major."""
-    offsets = torch.arange(k, device=keep.device)
-    return (keep[:, None] * k + offsets).reshape(-1)  # (B', k) -> (B'*k,)
 
 
 def length_limits(model: nn.Module, src_mask: Tensor, max_len_a: float, max_len_b: int,
