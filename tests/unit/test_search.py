@@ -439,3 +439,17 @@ def test_impossible_decode_settings_are_user_errors(option, value):
     cfg = DecodeConfig(**{"strategy": "beam", "beam_size": 2, option: value})
     with pytest.raises(UserError, match=f"decode.{option}={value}"):
         translate_ids(copy_model(), [[7]], cfg, "cpu")
+
+
+def test_beams_keep_moves_every_field_of_the_kept_sentences_together():
+    from rosettamt.search.beam import Beams
+
+    beams = Beams.start(torch.tensor([5, 6, 7]), torch.tensor([1, 2, 3]), torch.device("cpu"))
+    beams.prefix = torch.arange(3 * 2 * 4).view(6, 4)  # 3 sentences x 2 beams, 4 positions
+    beams.scores = torch.tensor([[0.0, -1.0], [-2.0, -3.0], [-4.0, -5.0]])
+    beams.n_finished = torch.tensor([0, 1, 2])
+    beams.keep(torch.tensor([2, 0]))
+    assert beams.sentence.tolist() == [2, 0] and beams.max_len.tolist() == [7, 5]
+    assert beams.min_len.tolist() == [3, 1] and beams.n_finished.tolist() == [2, 0]
+    assert beams.scores.tolist() == [[-4.0, -5.0], [0.0, -1.0]]
+    assert beams.prefix.tolist() == [list(range(16, 20)), list(range(20, 24)), list(range(0, 4)), list(range(4, 8))]

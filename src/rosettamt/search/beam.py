@@ -11,7 +11,7 @@ hypotheses, or it reaches max_len (then every live beam is forced to end). On to
 stop: once nbest hypotheses are finished and no live beam can reach a better normalised score
 than the nbest-th of them, whatever it does until max_len; this never changes the output, it
 only stops earlier (mostly with length_norm=none, where scores can only fall).
-Finished sentences leave the working batch (cache.select_sentences), as in CTranslate2, so one
+Finished sentences leave the working batch (Beams.keep, cache.select_sentences), as in CTranslate2, so one
 long straggler does not keep the other sentences' rows busy.
 
 Scores (L = hypothesis length counting EOS, log_prob = sum of token log-probs incl. EOS):
