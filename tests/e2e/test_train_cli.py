@@ -25,7 +25,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "PYTHON
 @pytest.fixture(scope="module")
 def cache(toy_files, tmp_path_factory):
     """Tokenizer and id caches built once, so that concurrent runs below only read them."""
-    from rosettamt.data.prepare import prepare_data
+    from rosettamt.data.pipeline import prepare_data
 
     path = tmp_path_factory.mktemp("cache")
     cfg = compose_train(toy_overrides(toy_files, path))

@@ -14,7 +14,7 @@ from rosettamt.config import PrepareConfig
 
 @hydra_command("prepare")
 def main(cfg: PrepareConfig, run_dir: Path) -> None:
-    from rosettamt.data.prepare import prepare_data  # heavy imports only once the config is valid
+    from rosettamt.data.pipeline import prepare_data  # heavy imports only once the config is valid
 
     prepared = prepare_data(cfg.data, cfg.tokenizer, cfg.seed)
     data = cfg.data

@@ -155,7 +155,7 @@ class Trainer:
 
     def _prepare_data(self) -> Any:
         """Rank 0 trains the tokenizer and writes the id caches; the other ranks then read them."""
-        from rosettamt.data.prepare import prepare_data
+        from rosettamt.data.pipeline import prepare_data
 
         data = None
         if self.dist.is_main:
