@@ -251,3 +251,58 @@ def test_importing_checkpoint_paths_does_not_import_torch():
     code = "import sys, rosettamt.checkpoint as c; c.resolve_checkpoint; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ---------------------------------------------------------------------------- untrusted checkpoints
+
+
+def _tamper(tok, **changes) -> dict:
+    """A checkpoint whose stored fields were changed by someone else: changes map a dotted path to a value."""
+    state = _ckpt(tok)
+    for dotted, value in changes.items():
+        node, *rest = dotted.split(".")
+        if rest:
+            state[node] = dict(state[node], **{rest[0]: value})
+        else:
+            state[node] = value
+    return state
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"model_config": [1, 2]}, r"model_config is a list, not a mapping"),
+    ({"model_config.bogus": 1}, r"model_config has unknown key\(s\) bogus"),
+    ({"model_config.d_model": "wide"}, r"model_config\.d_model is invalid"),
+    ({"model_config.n_heads": 0}, r"stored model\.n_heads=0: .* must be > 0"),
+    ({"model_config.d_model": 2 ** 20}, r"does not fit this model: shape"),  # claimed, never allocated
+    ({"model_config.src_vocab_size": 10 ** 9, "model_config.tgt_vocab_size": 10 ** 9},
+     r"does not fit this model: shape"),
+    ({"model_config.decoder_layers": 10 ** 7}, r"decoder_layers=10000000 but the weights hold 1 decoder layers"),
+    ({"model": "weights"}, r"model is not a mapping of parameter names to tensors"),
+    ({"model": {"encoder.0.w": [1.0]}}, r"model is not a mapping of parameter names to tensors"),
+    ({"tokenizer": "spm"}, r"tokenizer is a str, not a mapping"),
+    ({"tokenizer.src_model": b"not a sentencepiece model"}, r"stored tokenizer is unreadable"),
+])
+def test_untrusted_checkpoint_fields_are_one_line_errors(tmp_path, tokenizer, changes, message):
+    path = tmp_path / "other.pt"
+    ck.save_checkpoint(_tamper(tokenizer, **changes), path)
+    with pytest.raises(UserError, match=message) as err:
+        ck.load_for_inference(path, "cpu")
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("name,pickle_bytes,message", [
+    ("inst", b"(ios\nsystem\nS'echo x'\ntR.", r"refused: it holds Python objects \(os\.system\)"),
+    ("newobj", b"\x80\x02cos\nsystem\nq\x00)\x81q\x01.", r"refused: it holds Python objects \(os\.system\)"),
+    ("ext", b"\x80\x02\x82\x01.", r"refused: it holds Python objects"),
+    ("garbage", b"\x80\x02}q\x00(X\x01", r"corrupt or truncated"),
+])
+def test_refused_and_damaged_pickles_say_which_they_are(tmp_path, name, pickle_bytes, message):
+    """Hand-made payloads inside a real torch.save archive: refused ones say so, damaged ones too."""
+    import zipfile
+
+    torch.save({"a": 1}, tmp_path / "base.pt")
+    with zipfile.ZipFile(tmp_path / "base.pt") as base, zipfile.ZipFile(tmp_path / f"{name}.pt", "w") as out:
+        for member in base.namelist():
+            out.writestr(member, pickle_bytes if member.endswith("data.pkl") else base.read(member))
+    with pytest.raises(UserError, match=message):
+        ck.load_checkpoint(tmp_path / f"{name}.pt")

@@ -39,10 +39,15 @@ def check_config(cfg: ModelConfig) -> None:
             f"model.src_vocab_size={cfg.src_vocab_size} / model.tgt_vocab_size={cfg.tgt_vocab_size}: "
             "both must be > 0 (they are filled in from the tokenizer)"
         )
+    sizes = {"d_model": cfg.d_model, "n_heads": cfg.n_heads, "d_ff": cfg.d_ff, "max_positions": cfg.max_positions}
+    bad = [f"model.{k}={v}" for k, v in sizes.items() if v <= 0]
+    if bad or min(cfg.encoder_layers, cfg.decoder_layers) < 0:
+        raise UserError(f"{', '.join(bad) or 'model.encoder_layers/decoder_layers'}: d_model, n_heads, d_ff and "
+                        "max_positions must be > 0, layer counts >= 0")
     if cfg.d_k is None and cfg.d_model % cfg.n_heads != 0:
         raise UserError(f"model.d_model={cfg.d_model} is not divisible by model.n_heads={cfg.n_heads}; set model.d_k")
-    if min(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.max_positions, *head_sizes(cfg)) <= 0:
-        raise UserError("model.d_model, n_heads, d_k, d_v, d_ff and max_positions must all be > 0")
+    if min(head_sizes(cfg)) <= 0:
+        raise UserError(f"model.d_k / model.d_v must be > 0, got {head_sizes(cfg)}")
     if not 0 <= cfg.pad_id < min(cfg.src_vocab_size, cfg.tgt_vocab_size):
         raise UserError(f"model.pad_id={cfg.pad_id} is outside the vocabulary")
     if cfg.joint_vocab and cfg.tie_all and cfg.src_vocab_size != cfg.tgt_vocab_size:

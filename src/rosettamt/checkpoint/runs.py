@@ -1,0 +1,102 @@
+"""Where a run keeps its checkpoints, and which one a command should use.
+
+``<run_dir>/checkpoints/`` holds ``last.pt``, the best few by validation BLEU
+(``best-step<N>-bleu<X>.pt``), optionally ``step<N>.pt`` for averaging and ``averaged.pt``, and
+``index.json`` saying which is which. Nothing here imports torch: commands resolve their
+``checkpoint=`` / ``run_dir=`` options before loading anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from rosettamt.atomic import atomic_write
+from rosettamt.errors import UserError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+AVERAGED = "averaged.pt"
+INDEX = "index.json"
+_BEST_RE = re.compile(r"best-step(\d+)-bleu(-?[\d.]+)\.pt$")
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    """``run_dir/checkpoints`` when it exists, else ``run_dir`` itself (already a checkpoint folder)."""
+    run_dir = Path(run_dir)
+    return run_dir / CHECKPOINT_DIR if (run_dir / CHECKPOINT_DIR).is_dir() else run_dir
+
+
+def read_index(ckpt_dir: Path) -> Dict[str, Any]:
+    """The checkpoint index: {"best": [{"file", "step", "bleu"}...] best first, "averaged": {...}|None}."""
+    path = Path(ckpt_dir) / INDEX
+    if not path.is_file():
+        return {"best": [], "averaged": None}
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"checkpoint index {path} is unreadable: {err}") from None
+    index.setdefault("best", [])
+    index.setdefault("averaged", None)
+    return index
+
+
+def write_index(ckpt_dir: Path, index: Dict[str, Any]) -> None:
+    data = json.dumps(index, indent=1).encode("utf-8")
+    atomic_write(Path(ckpt_dir) / INDEX, lambda f: f.write(data))
+
+
+def find_best_checkpoint(run_dir: Path) -> Path:
+    """Best checkpoint of a run by validation BLEU (averaged one included), else ``last.pt``.
+
+    A folder not written by the trainer is accepted if it holds ``best.pt`` or a single ``.pt`` file.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        return run_dir
+    ckpt_dir = checkpoint_dir(run_dir)
+    index = read_index(ckpt_dir)
+    scored: List[Tuple[float, int, Path]] = []
+    for entry in index["best"] + ([index["averaged"]] if index["averaged"] else []):
+        if entry.get("bleu") is not None and (ckpt_dir / entry["file"]).is_file():
+            scored.append((float(entry["bleu"]), int(entry.get("step", 0)), ckpt_dir / entry["file"]))
+    if not scored:  # no index (copied files?): trust the names
+        for p in ckpt_dir.glob("best-step*-bleu*.pt"):
+            m = _BEST_RE.search(p.name)
+            if m:
+                scored.append((float(m.group(2)), int(m.group(1)), p))
+    if scored:
+        return max(scored, key=lambda t: (t[0], t[1]))[2]
+    if (ckpt_dir / LAST).is_file():
+        return ckpt_dir / LAST
+    others = sorted(ckpt_dir.glob("*.pt"))  # a folder written by hand: best.pt, or a single file
+    if (ckpt_dir / "best.pt").is_file():
+        return ckpt_dir / "best.pt"
+    if len(others) == 1:
+        return others[0]
+    found = f"; it holds {', '.join(p.name for p in others)}: pass one as checkpoint=PATH" if others else ""
+    raise UserError(f"no checkpoint in {run_dir} (looked for {ckpt_dir / INDEX}, best-step*.pt and {LAST}){found}")
+
+
+def resolve_checkpoint(checkpoint: Optional[Union[str, Path]] = None,
+                       run_dir: Optional[Union[str, Path]] = None) -> Path:
+    """The one answer to ``checkpoint=PATH`` or ``run_dir=DIR``: exactly one of them, and it exists.
+
+    A run directory gives its best checkpoint (:func:`find_best_checkpoint`); ``~`` is expanded.
+    Cheap (no torch), so commands call it before loading anything.
+    """
+    if (checkpoint is None) == (run_dir is None):
+        raise UserError("say which model to use: give exactly one of checkpoint=PATH or run_dir=DIR")
+    if run_dir is not None:
+        folder = Path(run_dir).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"run_dir={run_dir}: no such directory")
+        return find_best_checkpoint(folder)
+    path = Path(checkpoint).expanduser()  # type: ignore[arg-type]
+    if path.is_dir():
+        raise UserError(f"checkpoint={checkpoint} is a directory; use run_dir={checkpoint} to take its best checkpoint")
+    if not path.is_file():
+        raise UserError(f"checkpoint={checkpoint}: no such file")
+    return path
