@@ -315,6 +315,40 @@ def check_decode(cfg: DecodeConfig, prefix: str = "decode.") -> None:
         raise UserError(f"{prefix}length_penalty={cfg.length_penalty!r} must be a finite number")
 
 
+def _check_ranges(prefix: str, obj: Any, rules: Dict[str, tuple]) -> None:
+    """rules: field -> (low, high, low_inclusive, high_inclusive); None = unbounded. Non-finite fails."""
+    for name, (low, high, low_in, high_in) in rules.items():
+        value = getattr(obj, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (low is None or value > low or (low_in and value == low))
+        ok = ok and (high is None or value < high or (high_in and value == high))
+        if not ok:
+            lo = "" if low is None else ("[" if low_in else "(") + f"{low}"
+            hi = "" if high is None else f"{high}" + ("]" if high_in else ")")
+            where = f"in {lo}, {hi}" if low is not None and high is not None else (
+                f">{'=' if low_in else ''} {low}" if low is not None else f"<{'=' if high_in else ''} {high}")
+            raise UserError(f"{prefix}{name}={value} must be {where}")
+
+
+def check_train(cfg: "TrainConfig") -> None:
+    """Every number of a training config in its range, before any data is prepared or step taken
+    (decode.* too: the run ends by decoding the test splits with them)."""
+    _check_ranges("optim.", cfg.optim, {
+        "lr": (0.0, None, False, False), "eps": (0.0, None, False, False),
+        "weight_decay": (0.0, None, True, False), "min_lr": (0.0, None, True, False),
+        "clip_norm": (0.0, None, True, False), "accum_steps": (1, None, True, False),
+        "label_smoothing": (0.0, 1.0, True, False), "warmup_steps": (0, None, True, False)})
+    if len(cfg.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in cfg.optim.betas):
+        raise UserError(f"optim.betas={list(cfg.optim.betas)} must be two numbers in [0, 1)")
+    _check_ranges("model.", cfg.model, {name: (0.0, 1.0, True, False)
+                                        for name in ("dropout", "attn_dropout", "act_dropout")})
+    # counters where 0 (or less) means "off" keep that meaning; these have no "off"
+    _check_ranges("trainer.", cfg.trainer, {"max_tokens": (1, None, True, False), "log_every": (1, None, True, False)})
+    if cfg.trainer.max_steps <= 0 and cfg.trainer.max_epochs <= 0 and cfg.trainer.max_time <= 0:
+        raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
+    check_decode(cfg.decode)
+
+
 def resolve_decode(cfg: DecodeConfig, beam_size: Optional[int] = None, nbest: Optional[int] = None,
                    strategy: Any = None, **overrides: Any) -> DecodeConfig:
     """``cfg`` with per-call changes, normalised and checked: the one place decode options meet.

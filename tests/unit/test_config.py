@@ -117,3 +117,25 @@ def test_resolve_decode_errors(kwargs, message):
 
     with pytest.raises(UserError, match=message):
         C.resolve_decode(C.DecodeConfig(), **kwargs)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optim.lr=-0.001", "optim.lr=-0.001 must be > 0.0"),
+    ("optim.lr=0", "optim.lr=0.0 must be > 0.0"),
+    ("optim.label_smoothing=1.0", "optim.label_smoothing=1.0 must be in [0.0, 1.0)"),
+    ("optim.accum_steps=0", "optim.accum_steps=0 must be >= 1"),
+    ("optim.betas=[0.9]", "optim.betas=[0.9] must be two numbers in [0, 1)"),
+    ("model.dropout=1.0", "model.dropout=1.0 must be in [0.0, 1.0)"),
+    ("model.attn_dropout=-0.1", "model.attn_dropout=-0.1 must be in [0.0, 1.0)"),
+    ("trainer.max_tokens=0", "trainer.max_tokens=0 must be >= 1"),
+    ("decode.beam_size=0", "decode.beam_size=0 must be"),
+    ("decode.length_penalty=nan", "decode.length_penalty=nan must be a finite"),
+])
+def test_check_train_rejects_out_of_range_numbers(override, message):
+    import re
+
+    from rosettamt.errors import UserError
+
+    C.check_train(C.to_object(_compose("train", [])))  # the defaults pass
+    with pytest.raises(UserError, match=re.escape(message)):
+        C.check_train(C.to_object(_compose("train", [override])))
