@@ -292,3 +292,37 @@ def test_hub_errors_say_what_exists(translation_dir, tmp_path):
     with pytest.raises(UserError) as err:  # nothing can be downloaded here: one line, not a traceback
         load_corpus(_hub_cfg(tmp_path / "no-such-dataset-xyz", tmp_path))
     assert "data.hub_name=" in _one_line(err)
+
+
+def _damaged_gzip(path: Path, n: int = 2000) -> tuple[Path, Path]:
+    """The same gzip twice: flipped bytes in the middle of the stream, and cut short."""
+    data = gzip.compress("".join(f"line {i} of some text to compress\n" for i in range(n)).encode())
+    middle = bytearray(data)
+    for i in range(len(data) // 2, len(data) // 2 + 16):
+        middle[i] ^= 0xFF
+    bad = path.with_name("bad." + path.name)
+    bad.write_bytes(bytes(middle))
+    cut = path.with_name("cut." + path.name)
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    return bad, cut
+
+
+def test_gzip_damaged_in_the_middle_or_cut_short_is_one_line(tmp_path):
+    good = _write(tmp_path / "train.en.gz", [f"line {i} of some text to compress" for i in range(2000)])
+    short = _write(tmp_path / "short.en.gz", ["only", "three", "lines"])  # ends first: the other is counted
+    bad, cut = _damaged_gzip(tmp_path / "train.de.gz")
+    for i, broken in enumerate((bad, cut)):
+        for j, pair in enumerate(([good, str(broken)], [str(broken), good], [short, str(broken)])):
+            with pytest.raises(UserError) as err:
+                load_corpus(_files({"train": pair}, tmp_path / f"cache{i}{j}"))
+            msg = _one_line(err)
+            assert str(broken) in msg and "gzip" in msg and "damaged after line" in msg
+
+
+def test_nul_bytes_are_removed_with_a_warning_naming_file_and_line(tmp_path, caplog):
+    src = _write(tmp_path / "train.en", b"fine\nbro\x00ken\x00 line\nok\n")
+    tgt = _write(tmp_path / "train.de", ["gut", "kaputt", "ok"])
+    with caplog.at_level(logging.WARNING, logger="rosettamt"):
+        corpus = load_corpus(_files({"train": [src, tgt]}, tmp_path))
+    assert corpus["train"]["src"] == ["fine", "broken line", "ok"]
+    assert f"{src}:2: NUL bytes on 1 line(s)" in caplog.text

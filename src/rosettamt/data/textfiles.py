@@ -8,34 +8,53 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
+import zlib
 from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator
 
 from rosettamt.errors import UserError
 
+log = logging.getLogger(__name__)
+
 
 def lines(path: Path) -> Iterator[str]:
-    """Decoded lines of a plain or gzipped file, without the line break; UTF-8 errors name the line."""
+    """Decoded lines of a plain or gzipped file, without the line break; UTF-8 errors name the line.
+
+    A damaged gzip stream (in the middle or cut short) is a UserError naming the file and the
+    last line read. NUL bytes, which would cut a sentence short inside SentencePiece, are removed
+    like the tokenizer's normalisation removes other control characters, with one warning per file.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
+    lineno, nul_lines, first_nul = 0, 0, 0
     try:
         with opener(path, "rb") as f:
             for lineno, raw in enumerate(f, 1):
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]  # UTF-8 byte order mark
+                if b"\x00" in raw:
+                    nul_lines += 1
+                    first_nul = first_nul or lineno
+                    raw = raw.replace(b"\x00", b"")
                 try:
                     yield raw.rstrip(b"\r\n").decode("utf-8")
                 except UnicodeDecodeError as err:
                     raise UserError(f"{path}:{lineno}: invalid UTF-8 (byte 0x{raw[err.start]:02x} at "
                                     f"column {err.start + 1}); re-encode the file as UTF-8") from None
-    except (gzip.BadGzipFile, EOFError) as err:
-        raise UserError(f"{path}: not a readable gzip file ({err})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise UserError(f"{path}: not a readable gzip file, damaged after line {lineno} ({err})") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot be read after line {lineno} ({err.strerror or err})") from None
+    finally:
+        if nul_lines:
+            log.warning("%s:%d: NUL bytes on %d line(s) (first: line %d), removed", path, first_nul, nul_lines,
+                        first_nul)
 
 
 def _count_lines(path: Path) -> int:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        return sum(1 for _ in f)
+    """Line count for error messages; a damaged file is reported as such, not as a count."""
+    return sum(1 for _ in lines(path))
 
 
 def parallel_pairs(src: Path, tgt: Path) -> Iterator[tuple[str, str]]:
