@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from rosettamt.errors import UserError
+
 
 def fsync_dir(directory: Path) -> None:
     try:
@@ -30,8 +32,12 @@ def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
     half of one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _write_error(path, err, existed) from None
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); give it the usual mode
             umask = os.umask(0)
@@ -42,10 +48,19 @@ def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        # a full disk reaches us as OSError, or from torch.save as RuntimeError("... write failed ...")
+        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and "write failed" in str(err)):
+            raise _write_error(path, err, existed) from None
         raise
     fsync_dir(path.parent)
+
+
+def _write_error(path: Path, err: BaseException, existed: bool) -> UserError:
+    reason = getattr(err, "strerror", None) or str(err).strip().splitlines()[0] or type(err).__name__
+    kept = "; the previous file is untouched" if existed else ""
+    return UserError(f"cannot write {path}: {reason}{kept}")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -306,3 +306,30 @@ def test_refused_and_damaged_pickles_say_which_they_are(tmp_path, name, pickle_b
             out.writestr(member, pickle_bytes if member.endswith("data.pkl") else base.read(member))
     with pytest.raises(UserError, match=message):
         ck.load_checkpoint(tmp_path / f"{name}.pt")
+
+
+def test_full_disk_or_unwritable_folder_is_one_line_and_keeps_the_last_good_file(tmp_path, tokenizer, monkeypatch):
+    import errno
+
+    path = tmp_path / "last.pt"
+    ck.save_checkpoint(_ckpt(tokenizer, seed=1), path)
+    real_save = torch.save
+
+    def full_disk(obj, f):  # half a checkpoint reaches the disk, then it is full
+        real_save({"half": torch.zeros(1000)}, f)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(UserError, match=rf"cannot write {path}: No space left on device; the previous file is untouched"):
+        ck.save_checkpoint(_ckpt(tokenizer, seed=2), path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert ck.load_checkpoint(path)["step"] == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match=r"cannot write .*file/sub/last\.pt: Not a directory"):
+        ck.save_checkpoint(_ckpt(tokenizer), blocker / "sub" / "last.pt")
+    if os.geteuid() != 0:  # root writes anywhere: the permission case needs a normal user
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        with pytest.raises(UserError, match=r"cannot write .*ro/last\.pt: Permission denied"):
+            ck.save_checkpoint(_ckpt(tokenizer), ro / "last.pt")
