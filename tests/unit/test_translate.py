@@ -1,4 +1,4 @@
-"""Translator: the Python API, input cleaning, long lines, n-best, attention, robustness."""
+"""Translator: the Python API, long lines, n-best, attention, robustness (input cleaning: test_text.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rosettamt.errors import UserError
-from rosettamt.translate import Candidate, Translator, clean_text, split_sentences
+from rosettamt.search import Hypothesis
+from rosettamt.text import split_sentences
+from rosettamt.translate import Candidate, Translator
+from rosettamt.translate.attention import check_attention_head, check_attention_layer
+from rosettamt.translate.nbest import join_nbest
 from helpers.toy_checkpoint import read_lines
 
 
@@ -26,28 +30,6 @@ def overlap(a: str, b: str) -> float:
     return len(set(wa) & set(wb)) / max(len(set(wb)), 1)
 
 
-# ---------------------------------------------------------------------- cleaning
-
-
-def test_clean_text_removes_controls_and_collapses_whitespace():
-    assert clean_text("") == ""
-    assert clean_text(" \t\r\n\u00a0\u3000 ") == ""
-    assert clean_text("a\x00b\x07c\x1b[31m d") == "abc[31m d"
-    assert clean_text("  two\t\twords\u2028here ") == "two words here"
-    assert clean_text("zero\u200bwidth \u202eRTL\u202c mark\ufeff") == "zerowidth RTL mark"
-    assert clean_text("lone \ud800 surrogate") == "lone surrogate"
-    # letters of any script, emoji and combining marks survive
-    assert clean_text("Ünïcödé 日本 עברית 😀 e\u0301 👨\u200d👩 می\u200cخواهم") == (
-        "Ünïcödé 日本 עברית 😀 e\u0301 👨\u200d👩 می\u200cخواهم")
-
-
-def test_split_sentences_keeps_all_text():
-    text = "A dog runs. The cat sits! Why? 一个人。两个人 end"
-    parts = split_sentences(text)
-    assert parts == ["A dog runs.", "The cat sits!", "Why?", "一个人。", "两个人 end"]
-    assert "".join(parts).replace(" ", "") == text.replace(" ", "")
-
-
 # ---------------------------------------------------------------------- translate
 
 
@@ -57,6 +39,8 @@ def test_from_checkpoint_accepts_file_or_run_dir_and_rejects_missing(ckpt, tmp_p
     assert t.checkpoint_info["src_lang"] == "src"
     with pytest.raises(UserError, match="no such file"):
         Translator.from_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(UserError, match="no checkpoint in"):  # a directory is a run directory
+        Translator.from_checkpoint(tmp_path)
 
 
 def test_lazy_package_export():
@@ -94,6 +78,23 @@ def test_beam_one_equals_greedy_and_nbest_is_sorted(translator, test_pairs):
         assert cands[0].text == best
         assert len({c.text for c in cands}) == len(cands)  # distinct hypotheses
     assert translator.translate([""], nbest=2) == [[Candidate("", 0.0)]]
+
+
+def test_join_nbest_of_a_line_split_into_segments():
+    """The i-th candidate joins each segment's i-th hypothesis (the last, where a segment has fewer)."""
+    words = {1: "a", 2: "b", 3: "c", 4: "d", 5: "e"}
+
+    def detok(ids: list[int]) -> str:
+        return " ".join(words[i] for i in ids)
+
+    first = [Hypothesis([1], -1.0, -1.0), Hypothesis([2], -2.0, -2.0), Hypothesis([3], -3.0, -3.0)]
+    second = [Hypothesis([4], -0.5, -0.5), Hypothesis([5], -4.0, -4.0)]
+    assert join_nbest([first, second], 3, detok) == [
+        Candidate("a d", -0.75), Candidate("b e", -3.0), Candidate("c e", -3.5)]
+    assert join_nbest([first, second], 5, detok)[-1] == Candidate("c e", -3.5)  # no more than the longest list
+    assert join_nbest([first], 1, detok) == [Candidate("a", -1.0)]
+    assert join_nbest([second, [Hypothesis([], 0.0, 0.0)]], 1, detok) == [Candidate("d", -0.25)]
+    assert join_nbest([], 4, detok) == [Candidate("", 0.0)]  # an empty line
 
 
 def test_decode_config_rules(translator):
@@ -155,6 +156,19 @@ def test_attention_shapes_rows_sum_to_one_and_match_translation(translator, test
     assert first.shape == weights.shape and not np.allclose(first, weights)
     with pytest.raises(UserError, match="attention_layer=7"):
         translator.attention(sentence, layer=7)
+
+
+def test_attention_layer_and_head_checks_name_the_option():
+    for layer in (0, 3, -1, -4):
+        check_attention_layer(layer, 4)
+    for layer in (4, -5, 100):
+        with pytest.raises(UserError, match=rf"attention_layer={layer}: the model has 4 decoder layers \(0..3, or -1"):
+            check_attention_layer(layer, 4)
+    for head in (None, 0, 7):
+        check_attention_head(head, 8)
+    for head in (8, -1):
+        with pytest.raises(UserError, match=rf"attention_head={head}: the model has 8 heads \(0..7\)"):
+            check_attention_head(head, 8)
 
 
 def test_attention_of_empty_sentence(translator):
@@ -245,7 +259,7 @@ class WordTokenizer:
     def encode_src(self, texts: list[str]) -> list[list[int]]:
         return [[4 + sum(map(ord, w)) % 7996 for w in t.split()] for t in texts]
 
-    def decode_tgt(self, ids: list[int]) -> str:
+    def detokenize(self, ids: list[int]) -> str:
         return " ".join(f"w{i}" for i in ids)
 
 

@@ -1,14 +1,14 @@
-"""Translator: text in, text out, for people and for Python code.
+"""Translator: text in, text out, for people and for Python code; the one inference path.
 
-It loads a checkpoint once and wraps the model, the tokenizer and the search
-with everything a sentence typed or piped by a person needs: control characters
-and odd whitespace are cleaned away, an empty line gives an empty translation,
-and a line longer than the model's positions is split on sentence boundaries
-(and, if one sentence is still too long, at word boundaries) with a one-line
-warning instead of a crash. :meth:`Translator.attention` re-runs the decoder on
-its own output to return the cross-attention weights for plots (viz.py).
+It loads a checkpoint once and wraps the model, the tokenizer and the search with everything
+a sentence typed or piped by a person needs: control characters and odd whitespace are
+cleaned away (rosettamt.text), an empty line gives an empty translation, and a line longer
+than the model's positions is split on sentence boundaries (and, if one sentence is still too
+long, at word boundaries) with a one-line warning instead of a crash. n-best lists come from
+nbest.py; :meth:`Translator.attention` re-runs the decoder on its own output to return the
+cross-attention weights for plots (attention.py, viz.py).
 
-The command line (interactive prompt and pipe mode) lives in prompt.py.
+The command line (interactive prompt and pipe mode) lives in rosettamt.prompt.
 """
 
 from __future__ import annotations
@@ -16,57 +16,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import re
-import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from rosettamt.config import DecodeConfig, Strategy, resolve_decode
-from rosettamt.data.tokenizer import BOS_ID, EOS_ID
-from rosettamt.errors import UserError
 from rosettamt.device import resolve_device
+from rosettamt.text import clean_text, split_sentences
+from rosettamt.translate.attention import check_attention_layer, cross_attention, token_labels
+from rosettamt.translate.nbest import Candidate, join_nbest
 
 if TYPE_CHECKING:
     from rosettamt.data.tokenizer import Tokenizer
 
-log = logging.getLogger(__name__)
-
-EOS_PIECE = "</s>"
-# A sentence ends at . ! ? ; … followed by a space, or right after a CJK full stop.
-_SENTENCE_END = re.compile(r"(?<=[.!?;…])\s+|(?<=[。！？])\s*")
-# Removed from input: control (Cc), format (Cf: zero-width and bidi controls) and lone
-# surrogates (Cs, which cannot even be encoded as UTF-8); but the zero-width (non-)joiners
-# are spelling in Persian, Indic scripts and emoji sequences.
-_DROP = frozenset({"Cc", "Cf", "Cs"})
-_KEEP = frozenset({"\u200c", "\u200d"})
-
-
-class Candidate(NamedTuple):
-    """One of the n best translations of a sentence."""
-
-    text: str
-    score: float  # the search's ranking score (length-normalised log-prob); higher is better
-
-
-def clean_text(text: str) -> str:
-    """Make any string safe for the tokenizer: drop control/format chars, collapse whitespace."""
-    if not text or text.isspace():
-        return ""
-    out = []
-    for ch in text:
-        if ch.isspace():
-            out.append(" ")
-        elif ch in _KEEP or unicodedata.category(ch) not in _DROP:
-            out.append(ch)
-    return " ".join("".join(out).split())
-
-
-def split_sentences(text: str) -> List[str]:
-    """Split a (cleaned) line into sentences; together they hold all of the line's text."""
-    return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
+log = logging.getLogger("rosettamt.translate")  # the name log lines carried before the split
 
 
 class Translator:
@@ -97,13 +62,10 @@ class Translator:
         decode: Optional[DecodeConfig] = None,
     ) -> "Translator":
         """Load a checkpoint file (or the best checkpoint of a run directory) once."""
-        from rosettamt.checkpoint import find_best_checkpoint, load_for_inference
+        from rosettamt.checkpoint import load_for_inference, resolve_checkpoint
 
         path = Path(path).expanduser()
-        if path.is_dir():
-            path = find_best_checkpoint(path)
-        elif not path.is_file():
-            raise UserError(f"checkpoint={path}: no such file")
+        path = resolve_checkpoint(run_dir=path) if path.is_dir() else resolve_checkpoint(checkpoint=path)
         dev = resolve_device(device)
         model, tok, ckpt = load_for_inference(path, dev, (decode or DecodeConfig()).precision)
         data_cfg = (ckpt.get("config") or {}).get("data") or {}
@@ -167,14 +129,9 @@ class Translator:
         texts = [clean_text(s) for s in sentences]
         segments, spans = self._segment(texts, cfg)
         hyps = self._search(segments, cfg, progress) if segments else []
-        results: list = []
-        for start, stop in spans:
-            seg_hyps = hyps[start:stop]
-            if nbest == 1:
-                results.append(" ".join(self._detok(h[0].tokens) for h in seg_hyps).strip())
-            else:
-                results.append(self._join_nbest(seg_hyps, nbest))
-        return results
+        detokenize = self.tokenizer.detokenize
+        lines = [join_nbest(hyps[start:stop], nbest, detokenize) for start, stop in spans]
+        return [cands[0].text for cands in lines] if nbest == 1 else lines
 
     def __call__(self, sentence: str, **kwargs: object) -> str:
         """Translate one sentence to one string."""
@@ -185,22 +142,6 @@ class Translator:
 
         with torch.inference_mode():
             return translate_ids(self.model, segments, cfg, self.device, progress=progress)
-
-    def _detok(self, ids: List[int]) -> str:
-        # one output line per input line, whatever the tokenizer produces
-        return self.tokenizer.detokenize(ids)
-
-    def _join_nbest(self, seg_hyps: list, nbest: int) -> List[Candidate]:
-        """n-best of a line: the i-th candidate joins each segment's i-th hypothesis."""
-        if not seg_hyps:
-            return [Candidate("", 0.0)]
-        n = min(nbest, max(len(h) for h in seg_hyps))
-        out = []
-        for i in range(n):
-            picks = [h[min(i, len(h) - 1)] for h in seg_hyps]
-            text = " ".join(self._detok(p.tokens) for p in picks).strip()
-            out.append(Candidate(text, float(sum(p.score for p in picks) / len(picks))))
-        return out
 
     def _segment(self, texts: List[str], cfg: DecodeConfig) -> Tuple[List[List[int]], List[Tuple[int, int]]]:
         """Source ids to search (no EOS), and for each text the [start, stop) of its segments.
@@ -268,14 +209,8 @@ class Translator:
         self, sentence: str, layer: int = -1, **decode_kwargs: object
     ) -> Tuple[str, List[str], List[str], np.ndarray]:
         """Like :meth:`attention`, also returning the translation (the tgt tokens detokenized)."""
-        n_layers = self.n_decoder_layers
-        if not -n_layers <= layer < n_layers:
-            raise UserError(
-                f"attention_layer={layer}: the model has {n_layers} decoder layers "
-                f"(use 0..{n_layers - 1} or -1 for the last)"
-            )
-        cfg = self.decode_config(**decode_kwargs)  # type: ignore[arg-type]
-        cfg = dataclasses.replace(cfg, nbest=1)
+        check_attention_layer(layer, self.n_decoder_layers)
+        cfg = dataclasses.replace(self.decode_config(**decode_kwargs), nbest=1)  # type: ignore[arg-type]
         text = clean_text(sentence)
         segments, _ = self._segment([text], cfg)
         ids = segments[0] if segments else []
@@ -284,25 +219,8 @@ class Translator:
             log.warning("attention: only the first of %d segments of this line is shown", len(segments))
             shown = split_sentences(text)[0]
         tokens = list(self._search([ids], cfg)[0][0].tokens)
-
-        src = torch.tensor([ids + [EOS_ID]], dtype=torch.long, device=self.device)  # (1, S)
-        src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
-        tgt_in = torch.tensor([[BOS_ID] + tokens], dtype=torch.long, device=self.device)  # (1, T)
-        with torch.inference_mode():
-            memory = self.model.encode(src, src_mask)  # (1, S, D)
-            cross = self.model.decode(tgt_in, memory, src_mask, need_weights=True).cross_attention
-        weights = cross[layer][0].float().cpu().numpy()  # (1, H, T, S) -> (H, T, S)
-
-        pieces = self.tokenizer.src_pieces(shown)[: len(ids)] if ids else []
-        if len(pieces) != len(ids):  # should not happen; keep labels aligned with the weights
-            pieces = [str(i) for i in ids]
+        weights = cross_attention(self.model, ids, tokens, layer, self.device)
+        src_pieces = self.tokenizer.src_pieces(shown)[: len(ids)] if ids else []
         tgt_pieces = self.tokenizer.tgt_pieces(tokens) if tokens else []
-        if len(tgt_pieces) != len(tokens):
-            tgt_pieces = [str(i) for i in tokens]
-        return self._detok(tokens), pieces + [EOS_PIECE], tgt_pieces + [EOS_PIECE], weights
-
-
-if __name__ == "__main__":
-    from rosettamt.cli.translate import main
-
-    main()
+        return (self.tokenizer.detokenize(tokens), token_labels(src_pieces, ids), token_labels(tgt_pieces, tokens),
+                weights)
