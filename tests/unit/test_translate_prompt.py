@@ -19,8 +19,9 @@ from rosettamt.prompt import (
     Prompt,
     Settings,
     attention_dir,
+    bytes_to_lines,
+    check_attention_settings,
     checkpoint_from_config,
-    decode_lines,
     translate_stream,
 )
 from rosettamt.translate import Translator
@@ -40,16 +41,16 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-# ---------------------------------------------------------------------- input decoding
+# ---------------------------------------------------------------------- input bytes to lines
 
 
-def test_decode_lines_newlines_and_invalid_utf8(caplog):
-    assert decode_lines(b"") == []
-    assert decode_lines(b"\n") == [""]
-    assert decode_lines(b"a\r\nb\n\nc") == ["a", "b", "", "c"]
-    assert decode_lines("x\u2028y\x0bz\n".encode()) == ["x\u2028y\x0bz"]  # one line, whatever str.splitlines says
+def test_bytes_to_lines_newlines_and_invalid_utf8(caplog):
+    assert bytes_to_lines(b"") == []
+    assert bytes_to_lines(b"\n") == [""]
+    assert bytes_to_lines(b"a\r\nb\n\nc") == ["a", "b", "", "c"]
+    assert bytes_to_lines("x\u2028y\x0bz\n".encode()) == ["x\u2028y\x0bz"]  # one line, whatever str.splitlines says
     with caplog.at_level(logging.WARNING):
-        lines = decode_lines(b"ok\nbad \xff\xfe here\nfine\nalso \xc3\n", "in.txt")
+        lines = bytes_to_lines(b"ok\nbad \xff\xfe here\nfine\nalso \xc3\n", "in.txt")
     assert lines == ["ok", "bad \ufffd\ufffd here", "fine", "also \ufffd"]
     (record,) = [r for r in caplog.records if "invalid UTF-8" in r.getMessage()]
     assert "in.txt" in record.getMessage() and "2 line(s)" in record.getMessage() and "line 2" in record.getMessage()
@@ -78,6 +79,14 @@ def test_checkpoint_from_config(ckpt, tmp_path):
                        (TranslateConfig(run_dir=str(tmp_path / "nope")), "run_dir=.*no such directory")]:
         with pytest.raises(UserError, match=match):
             checkpoint_from_config(bad)
+
+
+def test_check_attention_settings_names_the_option(translator):
+    check_attention_settings(translator, Settings(layer=-1, head=3))
+    with pytest.raises(UserError, match="attention_layer=2: the model has 2 decoder layers"):
+        check_attention_settings(translator, Settings(layer=2))
+    with pytest.raises(UserError, match="attention_head=4: the model has 4 heads"):
+        check_attention_settings(translator, Settings(head=4))
 
 
 # ---------------------------------------------------------------------- pipe mode

@@ -1,0 +1,63 @@
+"""rosettamt-translate's body: check the options and the input, load the model once, then run
+the interactive prompt (a terminal) or pipe mode (a pipe, or input=/output= files).
+
+Everything that can be wrong with the options or the input fails before torch is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+from rosettamt.checkpoint import resolve_checkpoint
+from rosettamt.config import TranslateConfig
+from rosettamt.prompt.interactive import Prompt
+from rosettamt.prompt.pipe import translate_stream
+from rosettamt.prompt.plots import check_attention_settings
+from rosettamt.prompt.settings import Settings
+from rosettamt.prompt.streams import open_output, output_path, read_input
+
+log = logging.getLogger("rosettamt.prompt")
+
+
+def checkpoint_from_config(cfg: TranslateConfig) -> Path:
+    """checkpoint=PATH, or the best checkpoint of run_dir=DIR (exactly one, and it exists)."""
+    return resolve_checkpoint(cfg.checkpoint, cfg.run_dir)
+
+
+def run(cfg: TranslateConfig) -> None:
+    """rosettamt-translate: interactive on a terminal, else translate all input lines."""
+    settings = Settings.from_config(cfg)
+    checkpoint = checkpoint_from_config(cfg)
+    interactive = cfg.input is None and cfg.output is None and sys.stdin.isatty()
+    lines: List[str] = []
+    if not interactive:  # check input and output before spending time on the model
+        lines = read_input(cfg)
+        output_path(cfg)
+    from rosettamt.device import setup_allocator
+    from rosettamt.translate.translator import Translator
+
+    setup_allocator(cfg.decode.keep_freed_memory, cfg.device)
+    started = time.perf_counter()
+    translator = Translator.from_checkpoint(checkpoint, device=cfg.device, decode=cfg.decode)
+    check_attention_settings(translator, settings)
+    log.info("loaded %s on %s in %.1f s", translator.checkpoint_path, translator.device,
+             time.perf_counter() - started)
+    if interactive:
+        Prompt(translator, settings).run()
+        return
+    out = open_output(cfg)
+    try:
+        translate_stream(translator, lines, out, settings, progress=sys.stderr.isatty())
+    except BrokenPipeError:  # e.g. `| head`: the reader left, which is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if cfg.output is not None:
+        log.info("wrote %d translations to %s", len(lines), cfg.output)
