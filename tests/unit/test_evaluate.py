@@ -125,6 +125,10 @@ def test_bad_input_is_a_user_error(ckpt, toy_files, tmp_path):
         evaluate(tmp_path / "missing.pt", output_dir=tmp_path)
     with pytest.raises(UserError, match="run_dir"):
         evaluate()
+    with pytest.raises(UserError, match="exactly one of checkpoint=PATH or run_dir=DIR"):
+        evaluate(ckpt, run_dir=ckpt.parent.parent)
+    with pytest.raises(UserError, match="run_dir=.*no such directory"):
+        evaluate(run_dir=tmp_path / "nope")
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

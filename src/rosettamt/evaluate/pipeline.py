@@ -1,17 +1,13 @@
-"""Decode a split (or any file pair) and score it with sacreBLEU.
+"""A checkpoint's evaluation: decode the sources, write hypotheses and references, score them.
 
-The scores are sacreBLEU's own (BLEU cased with the 13a tokenizer, chrF, and lowercased BLEU),
-reported with their signatures, computed on exactly the lines written to the hypothesis and
-reference files, so ``sacrebleu REF -i HYP`` on those files gives the same numbers. With
-``metric.paper_protocol`` the Multi30k papers' BLEU is added, clearly labelled: lowercased,
-Moses punctuation normalisation and tokenisation (with escaping) of both sides, then BLEU
-without further tokenisation. It is not comparable with sacreBLEU's default BLEU.
+Files land next to the checkpoint (or in ``output_dir``): ``{ckpt}.{split}.{greedy|beamK}.hyp.{lang}``,
+``.ref.{lang}`` and ``.scores.json``; the scores are computed on exactly the lines written
+(scoring.py), so the sacrebleu CLI on those files agrees. The sources come from inputs.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import logging
 import time
@@ -20,15 +16,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from sacrebleu.metrics import BLEU, CHRF
 
-from rosettamt.config import MULTI30K_SPLITS, DataConfig, DecodeConfig, MetricConfig, Source, Strategy, from_dict
+from rosettamt.checkpoint import load_for_inference, resolve_checkpoint
+from rosettamt.config import DataConfig, DecodeConfig, MetricConfig, Strategy, from_dict
+from rosettamt.device import resolve_device
 from rosettamt.errors import UserError
+from rosettamt.evaluate.inputs import read_lines, split_texts
+from rosettamt.evaluate.scoring import score
 from rosettamt.search import translate_ids
 
-log = logging.getLogger(__name__)
-
-PAPER_LABEL = "multi30k-paper:lowercase+moses-normalize-punct+moses-tokenize(escape)"
+log = logging.getLogger("rosettamt.evaluate")  # the name log lines carried before the split
 
 
 @dataclass
@@ -70,40 +67,6 @@ class EvalResult:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------- scoring
-
-
-def paper_tokenize(lines: Sequence[str], lang: str) -> List[str]:
-    """The Multi30k evaluation pipeline: lowercase | normalize-punctuation.perl | tokenizer.perl (escaping)."""
-    try:
-        from sacremoses import MosesPunctNormalizer, MosesTokenizer
-    except ImportError:
-        raise UserError("metric.paper_protocol=true needs sacremoses: pip install sacremoses") from None
-    normalizer, tokenizer = MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
-    return [tokenizer.tokenize(normalizer.normalize(line.lower()), escape=True, return_str=True) for line in lines]
-
-
-def score(hyps: Sequence[str], refs: Sequence[str], tgt_lang: str = "en",
-          paper_protocol: bool = False) -> Dict[str, Any]:
-    """sacreBLEU BLEU (cased, 13a), chrF and lowercased BLEU with signatures; optionally the paper BLEU."""
-    if len(hyps) != len(refs):
-        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
-    hyps, refs = list(hyps), list(refs)
-    out: Dict[str, Any] = {}
-    for key, metric in (("bleu", BLEU()), ("chrf", CHRF()), ("bleu_lc", BLEU(lowercase=True))):
-        out[key] = metric.corpus_score(hyps, [refs]).score
-        out[f"{key}_signature"] = str(metric.get_signature())
-    out["paper_bleu"] = out["paper_signature"] = None
-    if paper_protocol:
-        bleu = BLEU(tokenize="none", force=True)  # tokenized on purpose: no "forgot to detokenize" warning
-        out["paper_bleu"] = bleu.corpus_score(paper_tokenize(hyps, tgt_lang), [paper_tokenize(refs, tgt_lang)]).score
-        out["paper_signature"] = f"{PAPER_LABEL}|lang:{tgt_lang}|{bleu.get_signature()}"
-    return out
-
-
-# ---------------------------------------------------------------------------- decoding
-
-
 def decode_tag(cfg: DecodeConfig, model=None) -> str:
     """Short name of the search, used in file names: greedy, beam5; -bf16 when the model decodes in bf16."""
     tag = "greedy" if cfg.strategy == Strategy.greedy else f"beam{cfg.beam_size}"
@@ -143,42 +106,6 @@ def evaluate_texts(model, tokenizer, src: Sequence[str], refs: Sequence[str], na
     return result
 
 
-def read_lines(path: Path, option: str) -> List[str]:
-    """Lines of a plain or .gz text file, read as the sacrebleu CLI reads them (trailing space dropped)."""
-    if not path.is_file():
-        raise UserError(f"{option}={path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8", newline="\n") as f:
-            return [line.rstrip() for line in f]
-    except UnicodeDecodeError as err:
-        raise UserError(f"{option}={path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except (OSError, EOFError) as err:
-        raise UserError(f"{option}={path}: unreadable ({err})") from None
-
-
-def _split_texts(data: DataConfig, splits: Sequence[str]) -> Dict[str, Tuple[List[str], List[str]]]:
-    """{split: (sources, references)} for the requested splits only (not the train split)."""
-    from rosettamt.data.corpus import load_corpus
-
-    if not splits:
-        raise UserError("split= is empty; name one or more splits, or give src_file= and ref_file=")
-    known = {Source.multi30k: list(MULTI30K_SPLITS), Source.files: list(data.files)}.get(data.source)
-    unknown = [s for s in splits if known is not None and s not in known]
-    if unknown:
-        raise UserError(f"split={','.join(unknown)}: the corpus (data.source={data.source}) has splits "
-                        f"{', '.join(known or []) or 'none'}")
-    only = dataclasses.replace(data, train_split=splits[0], val_split="", test_splits=list(splits[1:]))
-    corpus = load_corpus(only)
-    out = {}
-    for split in splits:
-        if split not in corpus:
-            log.warning("split %s is not available for %s-%s; skipped", split, data.src_lang, data.tgt_lang)
-            continue
-        out[split] = (list(corpus[split]["src"]), list(corpus[split]["tgt"]))
-    return out
-
-
 def evaluate(
     checkpoint: Optional[str | Path] = None,
     *,
@@ -201,19 +128,10 @@ def evaluate(
     output_dir or next to the checkpoint: ``{ckpt}.{split}.{greedy|beamK}.hyp.{lang}``, ``.ref``
     and ``.scores.json``.
     """
-    from rosettamt.checkpoint import find_best_checkpoint, load_for_inference
-    from rosettamt.device import resolve_device
-
     decode, metric = decode or DecodeConfig(), metric or MetricConfig()
     if (src_file is None) != (ref_file is None):
         raise UserError("give both src_file= and ref_file= (or neither, to score corpus splits with split=)")
-    if checkpoint is None:
-        if run_dir is None:
-            raise UserError("say which model to evaluate: checkpoint=PATH or run_dir=DIR")
-        checkpoint = find_best_checkpoint(Path(run_dir))
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise UserError(f"checkpoint={checkpoint}: no such file")
+    checkpoint = resolve_checkpoint(checkpoint, run_dir)
     dev = resolve_device(device)
     model, tokenizer, ckpt = load_for_inference(checkpoint, dev, decode.precision)
     stored_data = data is None
@@ -232,7 +150,7 @@ def evaluate(
         jobs = {src_path.name: (src, refs)}
     else:
         try:
-            jobs = _split_texts(data, list(splits))
+            jobs = split_texts(data, list(splits))
         except UserError as err:
             if not stored_data:
                 raise
@@ -258,8 +176,3 @@ def evaluate_splits(checkpoint: str | Path, data: Optional[DataConfig], splits: 
                        output_dir=output_dir, device=device, progress=progress)
     return {r.name: r.to_dict() for r in results}
 
-
-if __name__ == "__main__":
-    from rosettamt.cli.evaluate import main
-
-    main()
