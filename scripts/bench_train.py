@@ -151,15 +151,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     from rosettamt.device import setup_allocator
     from rosettamt.model import count_parameters
-    from rosettamt.train import loop
+    from rosettamt.train.loop import Trainer
 
     cfg = build_config(args)
-    if args.naive_loss:
-        loop.label_smoothed_loss = naive_loss  # the name Trainer.train_step calls
     if args.explicit_attention:
         force_explicit_attention()
-    if args.all_positions:
-        loop.Trainer.target_rows = lambda self, batch: None  # type: ignore[method-assign]
     attention_ctx: Any = contextlib.nullcontext
     if args.math_attention:
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -168,7 +164,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="bench_train_") as run_dir:
         setup_allocator(cfg.trainer.keep_freed_memory, cfg.trainer.device)  # what rosettamt-train does
-        trainer = loop.Trainer(cfg, Path(run_dir))  # seeds, prepares data, builds model/optim/sampler
+        # seeds, prepares data, builds model/optim/sampler; the loss and projection ablations are its options
+        trainer = Trainer(cfg, Path(run_dir), loss_fn=naive_loss if args.naive_loss else None,
+                          project_all_positions=args.all_positions)
         device = trainer.device
         stream = random_batches(trainer, cfg.seed) if args.random_batches else trainer.batches()
 
@@ -177,7 +175,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 torch.cuda.synchronize(device)
 
         trainer.train_model.train()
-        trainer._reset_window()
+        trainer.meter.reset()
         times: List[float] = []
         tgt = src = real = padded = 0
         with attention_ctx():
@@ -185,8 +183,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 sync()
                 start = time.perf_counter()
                 batch = next(stream)
-                trainer.train_step([batch])
-                trainer.step += 1
+                trainer.train_step([batch])  # advances trainer.state.step
                 sync()
                 if i < args.warmup:
                     continue
@@ -195,7 +192,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 src += batch.n_src_tokens
                 real += batch.n_src_tokens + batch.n_tgt_tokens
                 padded += batch.src.numel() + batch.tgt_out.numel()
-        loss = float(trainer._w_loss) / max(trainer._w_tgt, 1)  # sanity: finite, falling with more steps
+        loss = trainer.meter.summary()["loss"]  # all steps, warmup included; sanity: finite, falls with more steps
         seconds = sum(times)
         fused = trainer.optimizer.defaults.get("fused")
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

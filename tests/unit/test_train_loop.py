@@ -11,6 +11,7 @@ from rosettamt.checkpoint import load_checkpoint, read_index
 from rosettamt.data.batching import collate
 from rosettamt.errors import UserError
 from rosettamt.train.loop import Trainer, train
+from rosettamt.train.loss import label_smoothed_loss
 from helpers.train_toy import compose_train, toy_overrides
 
 
@@ -74,8 +75,6 @@ def test_resume_continues_bit_identically_across_an_epoch_boundary(make_cfg, tmp
 def test_accumulated_micro_batches_give_the_gradient_of_their_union(make_cfg, tmp_path):
     cfg = make_cfg("optim.clip_norm=0", "optim.accum_steps=2")
     trainer = Trainer(cfg, tmp_path / "run")
-    trainer._t0 = 0.0
-    trainer._reset_window()
     stream = trainer.batches()
     b1, b2 = next(stream), next(stream)
     grads = []
@@ -150,3 +149,33 @@ def test_average_last_at_the_end_of_training(make_cfg, tmp_path):
     s10, s15 = (load_checkpoint(run / "checkpoints" / f"step00000{n}.pt")["model"] for n in (10, 15))
     for k, v in avg["model"].items():
         torch.testing.assert_close(v, (s10[k] + s15[k]) / 2)
+
+
+def test_train_step_options_for_the_benchmark_ablations(make_cfg, tmp_path):
+    """scripts/bench_train.py swaps the loss and projects every position through constructor options."""
+    calls = []
+
+    def loss_fn(logits, target, smoothing, pad_id):
+        calls.append((tuple(logits.shape), tuple(target.shape), smoothing, pad_id))
+        loss = logits.float().logsumexp(-1).sum()
+        return loss, loss.detach()
+
+    cfg = make_cfg("optim.label_smoothing=0.1")
+    trainer = Trainer(cfg, tmp_path / "run", loss_fn=loss_fn, project_all_positions=True)
+    batch = next(trainer.batches())
+    assert trainer.target_rows(batch) is None
+    trainer.train_step([batch])
+    (logits, target, smoothing, pad), = calls
+    assert logits[:-1] == tuple(batch.tgt_out.shape) and target == tuple(batch.tgt_out.shape)  # (B, T, V), (B, T)
+    assert (smoothing, pad) == (0.1, 0)
+    assert trainer.state.step == 1 and trainer.meter.steps == 1 and trainer.meter.tgt_tokens == batch.n_tgt_tokens
+    plain = Trainer(make_cfg(), tmp_path / "plain")
+    rows = plain.target_rows(batch)
+    assert plain.loss_fn is label_smoothed_loss and rows.numel() == batch.n_tgt_tokens  # non-padding only
+
+
+def test_bad_decode_options_fail_before_training(make_cfg, tmp_path):
+    """The final evaluation decodes with decode.*: a bad value is an error at the start, not after the run."""
+    with pytest.raises(UserError, match=r"decode.beam_size=0 must be"):
+        train(make_cfg("decode.beam_size=0"), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

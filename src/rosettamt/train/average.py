@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
+from torch import nn
 
-from rosettamt.checkpoint import TRAINING_KEYS, checkpoint_dir, config_mismatch, load_checkpoint, read_index
+from rosettamt.checkpoint import (AVERAGED, TRAINING_KEYS, checkpoint_dir, config_mismatch, load_checkpoint,
+                                  read_index, save_checkpoint)
+from rosettamt.config import ModelConfig
 from rosettamt.errors import UserError
+from rosettamt.model import Seq2SeqTransformer
+from rosettamt.train.saver import CheckpointSaver
+from rosettamt.train.state import TrainState
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("rosettamt.train")
+
+ScoreFn = Callable[[nn.Module], Dict[str, float]]  # a model -> its validation scores
 
 
 def select_checkpoints(run_dir: Path, last: int = 0, best: int = 0) -> List[Path]:
@@ -75,3 +83,28 @@ def average_checkpoints(paths: Sequence[Path]) -> Dict[str, Any]:
         "val_bleu": None,
         "averaged_from": [str(Path(p).name) for p in paths],
     }
+
+
+def average_at_end(saver: CheckpointSaver, n: int, model_cfg: ModelConfig, device: torch.device, score: ScoreFn,
+                   state: TrainState) -> Optional[Dict[str, Any]]:
+    """trainer.average_last=n: write averaged.pt, the mean of the run's last n periodic checkpoints.
+
+    ``score`` validates the averaged model; its BLEU goes into the checkpoint and the index,
+    so that the best checkpoint of the run may be the averaged one. Returns the metrics
+    record, or None when fewer than two checkpoints were kept.
+    """
+    paths = saver.periodic_paths()[-n:]
+    if len(paths) < 2:
+        log.warning("trainer.average_last=%d: only %d checkpoint(s) kept; nothing to average", n, len(paths))
+        return None
+    avg = average_checkpoints(paths)
+    model = Seq2SeqTransformer(model_cfg).to(device)
+    model.load_state_dict(avg["model"])
+    scores = score(model)
+    avg["val_bleu"] = scores["bleu"]
+    save_checkpoint(avg, saver.dir / AVERAGED)
+    saver.set_averaged(AVERAGED, state.step, scores["bleu"], avg["averaged_from"])
+    log.info("averaged %d checkpoints (%s): val BLEU %.2f (best single %.2f)", len(paths),
+             ", ".join(avg["averaged_from"]), scores["bleu"], state.best_bleu or 0.0)
+    return {"kind": "averaged", "step": state.step, **scores, "time": state.elapsed(),
+            "sources": avg["averaged_from"]}

@@ -11,9 +11,12 @@ chain log_softmax, gather and mean: a few passes over the (tokens, vocab) logits
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Callable, Tuple
 
 import torch
+
+# (logits (..., V), target (...), smoothing, pad id) -> (summed loss, summed NLL): what the trainer calls
+LossFn = Callable[[torch.Tensor, torch.Tensor, float, int], Tuple[torch.Tensor, torch.Tensor]]
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
@@ -47,9 +50,10 @@ def label_smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: f
                         pad_id: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """(smoothed loss sum, plain NLL sum) over the non-padding positions of ``target``.
 
-    logits: (B, T, V) and target (B, T), or already flat: (K, V) and (K,). The smoothed target puts 1 - eps on the label and
-    eps / V on every class (as torch's ``label_smoothing``); the NLL sum is what perplexity
-    is computed from. Half-precision logits (autocast) are scored in float32.
+    logits: (B, T, V) and target (B, T), or already flat: (K, V) and (K,). The smoothed target
+    puts 1 - eps on the label and eps / V on every class (as torch's ``label_smoothing``); the
+    NLL sum is what perplexity is computed from. Half-precision logits (autocast) are scored in
+    float32.
     """
     V = logits.size(-1)
     flat = logits.reshape(-1, V)  # (B*T, V)

@@ -38,6 +38,7 @@ class Progress:
     def __init__(self, tc: TrainerConfig, step: int, enabled: bool = True) -> None:
         self.enabled = enabled
         self.max_steps = tc.max_steps if tc.max_steps > 0 else None
+        self.max_time = tc.max_time if tc.max_time > 0 else None
         self.use_bar = enabled and wants_bar(tc)
         self.start = step
         self.bar: Optional[tqdm] = None
@@ -59,7 +60,16 @@ class Progress:
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
 
-    def log(self, r: Dict[str, Any], remaining: Optional[float]) -> None:
+    def remaining(self, r: Dict[str, Any]) -> Optional[float]:
+        """Seconds left until the first stop condition we can foresee (steps or time), after record ``r``."""
+        left = []
+        if self.max_steps is not None and r["steps_per_s"] > 0:
+            left.append((self.max_steps - r["step"]) / r["steps_per_s"])
+        if self.max_time is not None:
+            left.append(self.max_time - r["time"])
+        return max(0.0, min(left)) if left else None
+
+    def log(self, r: Dict[str, Any]) -> None:
         """One interval's numbers: on the bar's postfix, and as a log line (train.log keeps them)."""
         if not self.enabled:
             return
@@ -69,4 +79,4 @@ class Progress:
         total = f"/{self.max_steps}" if self.max_steps else ""
         log.info("step %d%s | epoch %.2f | loss %.3f | ppl %.2f | lr %.2e | %s tok/s | elapsed %s | "
                  "remaining %s", r["step"], total, r["epoch"], r["loss"], r["ppl"], r["lr"],
-                 _si(r["tgt_tok_per_s"] + r["src_tok_per_s"]), hms(r["time"]), hms(remaining))
+                 _si(r["tgt_tok_per_s"] + r["src_tok_per_s"]), hms(r["time"]), hms(self.remaining(r)))

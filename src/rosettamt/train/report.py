@@ -1,15 +1,19 @@
-"""The end of a run: score the chosen checkpoint on the test splits, print a table, write results.json."""
+"""The end of a run: average, pick the best checkpoint, score it on the test splits, write results.json."""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from rosettamt.checkpoint import LAST, find_best_checkpoint
 from rosettamt.config import TrainConfig
+from rosettamt.train.average import ScoreFn, average_at_end
+from rosettamt.train.outputs import RunOutputs
+from rosettamt.train.state import TrainState
 
 log = logging.getLogger("rosettamt.train")
 
@@ -43,3 +47,22 @@ def evaluate_test_splits(checkpoint: Path, cfg: TrainConfig, run_dir: Path,
     log.info("test scores of %s: %s", checkpoint,  # the table went to stdout; one line for train.log
              ", ".join(f"{k} BLEU {r['bleu']:.2f} chrF {r['chrf']:.2f}" for k, r in results.items()))
     return results
+
+
+def finish_run(cfg: TrainConfig, outputs: RunOutputs, state: TrainState, score: ScoreFn,
+               device: torch.device) -> Tuple[Optional[Path], Dict[str, Dict[str, Any]]]:
+    """Rank 0, after the last checkpoint: averaged.pt (trainer.average_last), the final curves, the best
+    checkpoint and, with trainer.evaluate_at_end, its test scores. Returns (best checkpoint, scores)."""
+    tc, run_dir = cfg.trainer, outputs.run_dir
+    if tc.average_last > 0:
+        record = average_at_end(outputs.saver, tc.average_last, cfg.model, device, score, state)
+        if record is not None:
+            outputs.write(record)
+    outputs.close()
+    if not (outputs.saver.dir / LAST).is_file():
+        return None, {}
+    best = find_best_checkpoint(run_dir)
+    log.info("best checkpoint: %s", best)
+    if not (tc.evaluate_at_end and cfg.data.test_splits):
+        return best, {}
+    return best, evaluate_test_splits(best, cfg, run_dir, device)

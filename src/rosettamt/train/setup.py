@@ -1,0 +1,63 @@
+"""Before the first step: reject bad options, prepare the data on every rank, build the model and sampler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rosettamt import config as C
+from rosettamt.data.batching import TokenBatchSampler, lengths
+from rosettamt.errors import UserError
+from rosettamt.model import Seq2SeqTransformer
+from rosettamt.train import distributed as D
+
+
+def check_options(cfg: C.TrainConfig) -> None:
+    """UserError for settings that cannot train, before any data is prepared.
+
+    The decode options are checked too: the final test evaluation uses them, and a bad one
+    should fail now, not after hours of training.
+    """
+    tc, oc = cfg.trainer, cfg.optim
+    for name in ("max_tokens", "log_every"):
+        if getattr(tc, name) <= 0:
+            raise UserError(f"trainer.{name}={getattr(tc, name)} must be > 0")
+    if oc.accum_steps < 1:
+        raise UserError(f"optim.accum_steps={oc.accum_steps} must be >= 1")
+    if not 0.0 <= oc.label_smoothing < 1.0:
+        raise UserError(f"optim.label_smoothing={oc.label_smoothing} must be in [0, 1)")
+    if tc.max_steps <= 0 and tc.max_epochs <= 0 and tc.max_time <= 0:
+        raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
+    C.check_decode(cfg.decode)
+
+
+def prepare_run_data(cfg: C.TrainConfig, dist: D.DistInfo) -> Any:
+    """Rank 0 trains the tokenizer and writes the id caches; the other ranks then read them."""
+    from rosettamt.data.pipeline import prepare_data
+
+    data = None
+    if dist.is_main:
+        data = prepare_data(cfg.data, cfg.tokenizer, cfg.seed)
+    D.barrier()
+    if not dist.is_main:
+        data = prepare_data(cfg.data, cfg.tokenizer, cfg.seed)
+    for split in (cfg.data.train_split, cfg.data.val_split):
+        if split not in data.ids or len(data.ids[split]) == 0:
+            raise UserError(f"data split {split!r} is missing or empty (splits: {sorted(data.ids)}); "
+                            f"see data.train_split / data.val_split")
+    return data
+
+
+def build_model(cfg: C.TrainConfig, tokenizer: Any, device: torch.device) -> Seq2SeqTransformer:
+    """A freshly initialised model for this tokenizer (its vocabulary goes into cfg.model, thus into checkpoints)."""
+    cfg.model.src_vocab_size, cfg.model.tgt_vocab_size = tokenizer.src_vocab_size, tokenizer.tgt_vocab_size
+    cfg.model.joint_vocab = tokenizer.joint
+    return Seq2SeqTransformer(cfg.model).to(device)
+
+
+def build_sampler(cfg: C.TrainConfig, train_ids: Any, dist: D.DistInfo) -> TokenBatchSampler:
+    """Length-bucketed token batches of the train split, this rank's share of each epoch."""
+    src_lens, tgt_lens = lengths(train_ids)  # pieces; the sampler adds EOS/BOS
+    return TokenBatchSampler(src_lens, tgt_lens, cfg.trainer.max_tokens, shuffle=True, seed=cfg.seed,
+                             rank=dist.rank, world_size=dist.world_size)
