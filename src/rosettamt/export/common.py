@@ -1,0 +1,156 @@
+"""What every export format needs: the checkpoint as a model, an output folder that appears whole
+or not at all, optional packages named by the extra that installs them, and the SentencePiece
+models and vocabularies that travel with every export.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from rosettamt.errors import UserError
+
+# What each export writes beside its weights: the rosettamt view of the model (config, languages,
+# tokenizer files), so that rosettamt (backend=ctranslate2) can run the export on its own.
+META_FILE = "rosettamt.json"
+META_FORMAT = "rosettamt-export-1"
+JOINT_SPM = "sentencepiece.model"  # the name Argos Translate looks for
+SOURCE_SPM, TARGET_SPM = "source.model", "target.model"
+
+
+def require(module: str, extra: str, purpose: str) -> Any:
+    """Import an optional package, or a one-line UserError naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{purpose} needs the Python package '{module}', which is not installed: "
+                        f"pip install 'rosettamt[{extra}]'") from None
+
+
+@dataclass
+class Source:
+    """A checkpoint loaded for export: the model in fp32 on the CPU, its tokenizer and its run info."""
+
+    model: Any  # Seq2SeqTransformer, eval mode
+    tokenizer: Any  # rosettamt.data.tokenizer.Tokenizer
+    ckpt: Dict[str, Any]
+    path: Path
+
+    @property
+    def cfg(self) -> Any:
+        return self.model.cfg
+
+    @property
+    def langs(self) -> tuple:
+        data = (self.ckpt.get("config") or {}).get("data") or {}
+        return (data.get("src_lang") or self.tokenizer.src_lang, data.get("tgt_lang") or self.tokenizer.tgt_lang)
+
+
+def load_source(path: Path) -> Source:
+    """The checkpoint as fp32 weights on the CPU (every export starts from the exact weights)."""
+    from rosettamt.checkpoint import load_for_inference
+
+    model, tokenizer, ckpt = load_for_inference(Path(path), "cpu", "fp32")
+    return Source(model, tokenizer, ckpt, Path(path))
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an existing output unless overwrite=true (and a file even then: it is not an export)."""
+    if output.exists() or output.is_symlink():
+        if not output.is_dir():
+            raise UserError(f"output={output} is a file, not a directory; choose another output=")
+        if not overwrite:
+            raise UserError(f"output={output} already exists; pass overwrite=true to replace it")
+
+
+@contextmanager
+def staged_dir(output: Path, overwrite: bool) -> Iterator[Path]:
+    """A fresh folder beside ``output`` to write into; renamed to ``output`` when the block succeeds.
+
+    A failed or interrupted export removes its folder, so ``output`` is the old export or the new
+    one, never half of one.
+    """
+    output = Path(output)
+    check_output(output, overwrite)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"output={output}: cannot create its folder ({err.strerror})") from None
+    tmp = output.parent / f".{output.name}.{os.getpid()}.tmp"
+    old = output.parent / f".{output.name}.{os.getpid()}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if output.exists():
+            os.rename(output, old)  # overwrite=true: swap, then drop the old export
+        os.rename(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def spm_pieces(model_bytes: bytes) -> List[str]:
+    """The vocabulary of a SentencePiece model: piece i is token id i."""
+    import sentencepiece as spm
+
+    proc = spm.SentencePieceProcessor(model_proto=model_bytes)
+    return [proc.id_to_piece(i) for i in range(proc.get_piece_size())]
+
+
+def tokenizer_models(tokenizer: Any) -> Dict[str, bytes]:
+    """File name -> SentencePiece model bytes: one joint model, or a source and a target model."""
+    state = tokenizer.state_dict()
+    if state["joint"]:
+        return {JOINT_SPM: bytes(state["src_model"])}
+    return {SOURCE_SPM: bytes(state["src_model"]), TARGET_SPM: bytes(state["tgt_model"])}
+
+
+def write_meta(folder: Path, source: Source, kind: str, extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write the SentencePiece model(s) and rosettamt.json: what backend=ctranslate2 reads back."""
+    from rosettamt.config import to_dict
+
+    models = tokenizer_models(source.tokenizer)
+    for name, data in models.items():
+        (folder / name).write_bytes(data)
+    src_lang, tgt_lang = source.langs
+    meta = {"format": META_FORMAT, "kind": kind, "src_lang": src_lang, "tgt_lang": tgt_lang,
+            "tokenizer": {"joint": source.tokenizer.joint, "files": list(models)},
+            "model_config": to_dict(source.cfg), "config": source.ckpt.get("config") or {},
+            "checkpoint": source.path.name, "step": source.ckpt.get("step"), "val_bleu": source.ckpt.get("val_bleu"),
+            **(extra or {})}
+    (folder / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+
+def read_meta(folder: Path) -> Dict[str, Any]:
+    """rosettamt.json of an export folder; a folder without one is a one-line UserError."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise UserError(f"{folder} is not a rosettamt export (no {META_FILE}); make one with rosettamt-export")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is unreadable: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise UserError(f"{path}: not a {META_FORMAT} file")
+    return meta
+
+
+def tokenizer_from_export(folder: Path, meta: Dict[str, Any]) -> Any:
+    """The rosettamt Tokenizer from the SentencePiece file(s) an export carries."""
+    from rosettamt.data.tokenizer import Tokenizer
+
+    folder = Path(folder)
+    langs = (meta.get("src_lang") or "src", meta.get("tgt_lang") or "tgt")
+    try:
+        if meta["tokenizer"]["joint"]:
+            return Tokenizer((folder / JOINT_SPM).read_bytes(), None, *langs)
+        return Tokenizer((folder / SOURCE_SPM).read_bytes(), (folder / TARGET_SPM).read_bytes(), *langs)
+    except (OSError, KeyError, TypeError) as err:
+        raise UserError(f"{folder}: the export's SentencePiece model is missing or unreadable ({err})") from None
