@@ -33,25 +33,29 @@ def check_attention_head(head: Optional[int], n_heads: int) -> None:
         raise UserError(f"attention_head={head}: the model has {n_heads} heads (0..{n_heads - 1})")
 
 
-def cross_attention(model: "torch.nn.Module", src_ids: Sequence[int], tgt_ids: Sequence[int], layer: int,
-                    device: Union[str, "torch.device"] = "cpu") -> "np.ndarray":
+def cross_attention(model: "torch.nn.Module", src_ids: Sequence[int], tgt_ids: Sequence[int],
+                    layer: Optional[int], device: Union[str, "torch.device"] = "cpu") -> "np.ndarray":
     """Cross-attention of decoder layer ``layer`` while it produces ``tgt_ids`` + EOS from ``src_ids``.
 
     Ids are pieces without BOS/EOS. Returns an array (H, T_tgt + 1, T_src + 1): row t is the
     attention over the source (EOS included) while the decoder produced target token t
-    (the last row: EOS); each row sums to 1.
+    (the last row: EOS); each row sums to 1. ``layer=None`` returns every decoder layer,
+    (L, H, T_tgt + 1, T_src + 1), from the same one pass (the server's page lets readers switch).
     """
     import torch
 
     from rosettamt.data.tokenizer import BOS_ID, EOS_ID  # (brings sentencepiece and datasets)
 
-    check_attention_layer(layer, int(model.cfg.decoder_layers))
+    if layer is not None:
+        check_attention_layer(layer, int(model.cfg.decoder_layers))
     src = torch.tensor([list(src_ids) + [EOS_ID]], dtype=torch.long, device=device)  # (1, S)
     src_mask = torch.ones_like(src, dtype=torch.bool)  # (1, S)
     tgt_in = torch.tensor([[BOS_ID] + list(tgt_ids)], dtype=torch.long, device=device)  # (1, T)
     with torch.inference_mode():
         memory = model.encode(src, src_mask)  # (1, S, D)
         cross = model.decode(tgt_in, memory, src_mask, need_weights=True).cross_attention
+    if layer is None:
+        return torch.stack([c[0] for c in cross]).float().cpu().numpy()  # L x (1, H, T, S) -> (L, H, T, S)
     return cross[layer][0].float().cpu().numpy()  # (1, H, T, S) -> (H, T, S)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, List, NamedTuple, Sequence
 
 if TYPE_CHECKING:  # importing rosettamt.search brings torch; this module and Candidate do not need it
+    import numpy as np
+
     from rosettamt.search.hypothesis import Hypothesis
 
 
@@ -14,6 +16,16 @@ class Candidate(NamedTuple):
 
     text: str
     score: float  # the search's ranking score (length-normalised log-prob); higher is better
+
+
+class AttendedCandidate(NamedTuple):
+    """One of the n best translations of a line with where the decoder looked while producing it."""
+
+    text: str
+    score: float
+    src_tokens: List[str]  # source pieces + "</s>"
+    tgt_tokens: List[str]  # target pieces + "</s>"
+    weights: "np.ndarray"  # (L, H, T_tgt, T_src): every decoder layer's cross-attention; rows sum to 1
 
 
 def join_nbest(seg_hyps: Sequence[Sequence[Hypothesis]], nbest: int,

@@ -26,7 +26,7 @@ from rosettamt.config import DecodeConfig, Strategy, resolve_decode
 from rosettamt.device import resolve_device
 from rosettamt.text import clean_text, split_sentences
 from rosettamt.translate.attention import check_attention_layer, cross_attention, token_labels
-from rosettamt.translate.nbest import Candidate, join_nbest
+from rosettamt.translate.nbest import AttendedCandidate, Candidate, join_nbest
 
 if TYPE_CHECKING:
     from rosettamt.data.tokenizer import Tokenizer
@@ -211,16 +211,38 @@ class Translator:
         """Like :meth:`attention`, also returning the translation (the tgt tokens detokenized)."""
         check_attention_layer(layer, self.n_decoder_layers)
         cfg = dataclasses.replace(self.decode_config(**decode_kwargs), nbest=1)  # type: ignore[arg-type]
-        text = clean_text(sentence)
-        segments, _ = self._segment([text], cfg)
-        ids = segments[0] if segments else []
-        shown = text
-        if len(segments) > 1:  # the first segment is (a prefix of) the first sentence
-            log.warning("attention: only the first of %d segments of this line is shown", len(segments))
-            shown = split_sentences(text)[0]
+        ids, shown = self._first_segment(sentence, cfg)
         tokens = list(self._search([ids], cfg)[0][0].tokens)
         weights = cross_attention(self.model, ids, tokens, layer, self.device)
         src_pieces = self.tokenizer.src_pieces(shown)[: len(ids)] if ids else []
         tgt_pieces = self.tokenizer.tgt_pieces(tokens) if tokens else []
         return (self.tokenizer.detokenize(tokens), token_labels(src_pieces, ids), token_labels(tgt_pieces, tokens),
                 weights)
+
+    def nbest_with_attention(self, sentence: str, nbest: int = 1, **decode_kwargs: object) -> List[AttendedCandidate]:
+        """The n best translations of one line, each with every decoder layer's cross-attention behind it
+        (weights (L, H, T_tgt, T_src)): what the server's page draws for the alternative a reader picks.
+        Texts and scores are those of :meth:`translate`; an empty line gives one empty candidate."""
+        cfg = self.decode_config(nbest=nbest, **decode_kwargs)  # type: ignore[arg-type]
+        ids, shown = self._first_segment(sentence, cfg)
+        if not ids:
+            return [AttendedCandidate("", 0.0, token_labels([], []), token_labels([], []),
+                                      cross_attention(self.model, [], [], None, self.device))]
+        src_tokens = token_labels(self.tokenizer.src_pieces(shown)[: len(ids)], ids)
+        out = []
+        for hyp in self._search([ids], cfg)[0][:nbest]:
+            tokens = list(hyp.tokens)
+            tgt_tokens = token_labels(self.tokenizer.tgt_pieces(tokens) if tokens else [], tokens)
+            weights = cross_attention(self.model, ids, tokens, None, self.device)
+            out.append(AttendedCandidate(self.tokenizer.detokenize(tokens).strip(), float(hyp.score),
+                                         src_tokens, tgt_tokens, weights))
+        return out
+
+    def _first_segment(self, sentence: str, cfg: DecodeConfig) -> Tuple[List[int], str]:
+        """Source ids of a line's first segment and the text they come from: attention shows one segment."""
+        text = clean_text(sentence)
+        segments, _ = self._segment([text], cfg)
+        if len(segments) > 1:  # the first segment is (a prefix of) the first sentence
+            log.warning("attention: only the first of %d segments of this line is shown", len(segments))
+            return segments[0], split_sentences(text)[0]
+        return (segments[0] if segments else []), text
