@@ -39,3 +39,15 @@ def test_empty_line_gives_one_empty_candidate(translator):
     (cand,) = translator.nbest_with_attention("  ", nbest=2, beam_size=2)
     assert (cand.text, cand.score, cand.src_tokens, cand.tgt_tokens) == ("", 0.0, ["</s>"], ["</s>"])
     assert cand.weights.shape[2:] == (1, 1)
+
+
+def test_translate_nbest_is_translate_with_scores(translator, sources):
+    for nbest, beam in ((1, 1), (1, 4), (3, 4)):
+        lists = translator.translate_nbest(sources + [""], beam_size=beam, nbest=nbest)
+        plain = translator.translate(sources + [""], beam_size=beam, nbest=nbest)
+        assert all(len(c) >= 1 and all(isinstance(x.score, float) for x in c) for c in lists)
+        assert lists[-1] == [("", 0.0)]
+        if nbest == 1:
+            assert [c[0].text for c in lists] == plain
+        else:
+            assert lists == plain

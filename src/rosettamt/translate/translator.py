@@ -123,6 +123,20 @@ class Translator:
         strings; with nbest > 1 a list of n-best lists of ``Candidate(text, score)``, best
         first. Other keyword arguments override DecodeConfig fields (length_penalty, ...).
         """
+        lines = self.translate_nbest(sentences, beam_size, nbest, strategy, progress, **decode_overrides)
+        return [cands[0].text for cands in lines] if nbest == 1 else lines
+
+    def translate_nbest(
+        self,
+        sentences: Union[str, Sequence[str]],
+        beam_size: Optional[int] = None,
+        nbest: int = 1,
+        strategy: Optional[Union[str, Strategy]] = None,
+        progress: bool = False,
+        **decode_overrides: object,
+    ) -> List[List[Candidate]]:
+        """:meth:`translate` as n-best lists of ``Candidate(text, score)`` whatever ``nbest`` is (a
+        list of one with nbest == 1): for callers that show the score of the 1-best too (the server)."""
         if isinstance(sentences, str):
             sentences = [sentences]
         cfg = self.decode_config(beam_size, nbest, strategy, **decode_overrides)
@@ -130,8 +144,7 @@ class Translator:
         segments, spans = self._segment(texts, cfg)
         hyps = self._search(segments, cfg, progress) if segments else []
         detokenize = self.tokenizer.detokenize
-        lines = [join_nbest(hyps[start:stop], nbest, detokenize) for start, stop in spans]
-        return [cands[0].text for cands in lines] if nbest == 1 else lines
+        return [join_nbest(hyps[start:stop], nbest, detokenize) for start, stop in spans]
 
     def __call__(self, sentence: str, **kwargs: object) -> str:
         """Translate one sentence to one string."""
