@@ -90,6 +90,17 @@ class LengthNorm(Choice):
     none = "none"
 
 
+class Backend(Choice):
+    rosettamt = "rosettamt"  # the checkpoint, searched by rosettamt.search
+    ctranslate2 = "ctranslate2"  # an export of rosettamt-export format=ctranslate2 (model_dir=DIR)
+
+
+class ExportFormat(Choice):
+    ctranslate2 = "ctranslate2"
+    hf = "hf"
+    argos = "argos"
+
+
 MULTI30K_LANGS = ("en", "de", "fr", "cs")
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr")
 
@@ -225,6 +236,14 @@ class DecodeConfig:
 
 
 @dataclass
+class CT2Config:
+    """CTranslate2's own settings for backend=ctranslate2."""
+
+    compute_type: str = "default"  # default (as exported), auto, float32, int8, int8_float32, int16, bfloat16, ...
+    threads: int = 0  # intra-op threads; 0 = CTranslate2's default
+
+
+@dataclass
 class MetricConfig:
     paper_protocol: bool = False  # also report lowercased, Moses-tokenized BLEU (needs sacremoses)
 
@@ -262,6 +281,9 @@ class EvaluateConfig:
     data_dir: Optional[str] = None  # replaces data.dir of the stored config (corpus moved since training)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     metric: MetricConfig = field(default_factory=MetricConfig)
+    backend: Backend = Backend.rosettamt
+    model_dir: Optional[str] = None  # backend=ctranslate2: the export folder (instead of checkpoint=/run_dir=)
+    ct2: CT2Config = field(default_factory=CT2Config)
 
 
 @dataclass
@@ -277,6 +299,9 @@ class TranslateConfig:
     attention_grid: bool = False  # one panel per head
     device: str = "auto"
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    backend: Backend = Backend.rosettamt
+    model_dir: Optional[str] = None  # backend=ctranslate2: the export folder (instead of checkpoint=/run_dir=)
+    ct2: CT2Config = field(default_factory=CT2Config)
 
 
 @dataclass
@@ -290,12 +315,27 @@ class AverageConfig:
     output: Optional[str] = None  # default: <run_dir>/checkpoints/averaged-{last,best}N.pt
 
 
+@dataclass
+class ExportConfig:
+    """rosettamt-export: a checkpoint in another engine's format (export/)."""
+
+    checkpoint: Optional[str] = None
+    run_dir: Optional[str] = None
+    format: ExportFormat = ExportFormat.ctranslate2
+    output: Optional[str] = None  # the folder to create (format=argos: the .argosmodel file)
+    overwrite: bool = False
+    quantization: str = "float32"  # CTranslate2 weights (ctranslate2, argos): float32, int8, int8_float32, int16, ...
+    # the search a plain generate() call runs (format=hf), as rosettamt-translate's decode options
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
 SCHEMAS: Dict[str, type] = {
     "prepare_schema": PrepareConfig,
     "train_schema": TrainConfig,
     "evaluate_schema": EvaluateConfig,
     "translate_schema": TranslateConfig,
     "average_schema": AverageConfig,
+    "export_schema": ExportConfig,
 }
 
 

@@ -112,16 +112,21 @@ def tokenizer_models(tokenizer: Any) -> Dict[str, bytes]:
     return {SOURCE_SPM: bytes(state["src_model"]), TARGET_SPM: bytes(state["tgt_model"])}
 
 
-def write_meta(folder: Path, source: Source, kind: str, extra: Optional[Dict[str, Any]] = None) -> None:
-    """Write the SentencePiece model(s) and rosettamt.json: what backend=ctranslate2 reads back."""
+def write_meta(folder: Path, source: Source, kind: str, extra: Optional[Dict[str, Any]] = None,
+               spm_files: Optional[Dict[str, str]] = None) -> None:
+    """Write rosettamt.json, what backend=ctranslate2 reads back, and the SentencePiece model(s)
+    (unless ``spm_files`` names the files, {"source": name, "target": name}, already written)."""
     from rosettamt.config import to_dict
 
-    models = tokenizer_models(source.tokenizer)
-    for name, data in models.items():
-        (folder / name).write_bytes(data)
+    if spm_files is None:
+        models = tokenizer_models(source.tokenizer)
+        for name, data in models.items():
+            (folder / name).write_bytes(data)
+        names = list(models)
+        spm_files = {"source": names[0], "target": names[-1]}
     src_lang, tgt_lang = source.langs
     meta = {"format": META_FORMAT, "kind": kind, "src_lang": src_lang, "tgt_lang": tgt_lang,
-            "tokenizer": {"joint": source.tokenizer.joint, "files": list(models)},
+            "tokenizer": {"joint": source.tokenizer.joint, **spm_files},
             "model_config": to_dict(source.cfg), "config": source.ckpt.get("config") or {},
             "checkpoint": source.path.name, "step": source.ckpt.get("step"), "val_bleu": source.ckpt.get("val_bleu"),
             **(extra or {})}
@@ -149,8 +154,8 @@ def tokenizer_from_export(folder: Path, meta: Dict[str, Any]) -> Any:
     folder = Path(folder)
     langs = (meta.get("src_lang") or "src", meta.get("tgt_lang") or "tgt")
     try:
-        if meta["tokenizer"]["joint"]:
-            return Tokenizer((folder / JOINT_SPM).read_bytes(), None, *langs)
-        return Tokenizer((folder / SOURCE_SPM).read_bytes(), (folder / TARGET_SPM).read_bytes(), *langs)
+        files = meta["tokenizer"]
+        src = (folder / files["source"]).read_bytes()
+        return Tokenizer(src, None if files["joint"] else (folder / files["target"]).read_bytes(), *langs)
     except (OSError, KeyError, TypeError) as err:
         raise UserError(f"{folder}: the export's SentencePiece model is missing or unreadable ({err})") from None
