@@ -48,9 +48,9 @@ def read_sources(args: argparse.Namespace, ckpt: Dict[str, Any]) -> List[str]:
         if path is None:
             sys.exit(f"bench_decode: no {args.split}.{lang}(.gz) in {args.data_dir}")
     else:
-        from rosettamt.evaluate import _split_texts
+        from rosettamt.evaluate import split_texts
 
-        return _split_texts(data, [args.split])[args.split][0][: args.limit or None]
+        return split_texts(data, [args.split])[args.split][0][: args.limit or None]
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f]

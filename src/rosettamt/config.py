@@ -374,7 +374,7 @@ def check_train(cfg: "TrainConfig") -> None:
     """Every number of a training config in its range, before any data is prepared or step taken
     (decode.* too: the run ends by decoding the test splits with them)."""
     _check_ranges("optim.", cfg.optim, {
-        "lr": (0.0, None, False, False), "eps": (0.0, None, False, False),
+        "lr": (0.0, None, True, False), "eps": (0.0, None, False, False),
         "weight_decay": (0.0, None, True, False), "min_lr": (0.0, None, True, False),
         "clip_norm": (0.0, None, True, False), "accum_steps": (1, None, True, False),
         "label_smoothing": (0.0, 1.0, True, False), "warmup_steps": (0, None, True, False)})

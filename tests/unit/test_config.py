@@ -120,8 +120,8 @@ def test_resolve_decode_errors(kwargs, message):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("optim.lr=-0.001", "optim.lr=-0.001 must be > 0.0"),
-    ("optim.lr=0", "optim.lr=0.0 must be > 0.0"),
+    ("optim.lr=-0.001", "optim.lr=-0.001 must be >= 0.0"),  # 0 is allowed: a frozen run (tests use it)
+    ("optim.eps=0", "optim.eps=0.0 must be > 0.0"),
     ("optim.label_smoothing=1.0", "optim.label_smoothing=1.0 must be in [0.0, 1.0)"),
     ("optim.accum_steps=0", "optim.accum_steps=0 must be >= 1"),
     ("optim.betas=[0.9]", "optim.betas=[0.9] must be two numbers in [0, 1)"),

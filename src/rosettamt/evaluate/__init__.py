@@ -16,7 +16,6 @@ from rosettamt.evaluate.pipeline import (EvalResult, decode_tag, evaluate, evalu
                                          translate_texts)
 from rosettamt.evaluate.scoring import PAPER_LABEL, paper_tokenize, score
 
-_split_texts = split_texts  # the name scripts/bench_decode.py still imports; use split_texts
 
 __all__ = ["EvalResult", "PAPER_LABEL", "decode_tag", "evaluate", "evaluate_splits", "evaluate_texts",
            "paper_tokenize", "read_lines", "score", "split_texts", "translate_texts"]

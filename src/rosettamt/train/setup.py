@@ -19,17 +19,7 @@ def check_options(cfg: C.TrainConfig) -> None:
     The decode options are checked too: the final test evaluation uses them, and a bad one
     should fail now, not after hours of training.
     """
-    tc, oc = cfg.trainer, cfg.optim
-    for name in ("max_tokens", "log_every"):
-        if getattr(tc, name) <= 0:
-            raise UserError(f"trainer.{name}={getattr(tc, name)} must be > 0")
-    if oc.accum_steps < 1:
-        raise UserError(f"optim.accum_steps={oc.accum_steps} must be >= 1")
-    if not 0.0 <= oc.label_smoothing < 1.0:
-        raise UserError(f"optim.label_smoothing={oc.label_smoothing} must be in [0, 1)")
-    if tc.max_steps <= 0 and tc.max_epochs <= 0 and tc.max_time <= 0:
-        raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
-    C.check_decode(cfg.decode)
+    C.check_train(cfg)  # ranges of every number (optim, dropouts, batch size, stop condition, decode.*)
 
 
 def prepare_run_data(cfg: C.TrainConfig, dist: D.DistInfo) -> Any:

@@ -60,7 +60,7 @@ def validate(model: torch.nn.Module, val: ValSet, tokenizer: Any, decode: Decode
         hyps = translate_ids(model, val.src_ids, greedy_config(decode), device) if val.src_ids else []
     finally:
         model.train(was_training)
-    texts = [tokenizer.detokenize(h[0].tokens) for h in hyps]  # as evaluate.py writes them
+    texts = [tokenizer.detokenize(h[0].tokens) for h in hyps]  # as evaluate/pipeline.py writes them
     tokens = max(tokens, 1)
     nll = nll_sum.item() / tokens
     out = {"loss": loss_sum.item() / tokens, "nll": nll, "ppl": math.exp(min(nll, 50.0)),
