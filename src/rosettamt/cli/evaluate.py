@@ -24,6 +24,7 @@ def main(cfg: EvaluateConfig, run_dir: Path) -> None:
     results = evaluate(
         cfg.checkpoint, run_dir=cfg.run_dir, splits=cfg.split, src_file=cfg.src_file, ref_file=cfg.ref_file,
         data=cfg.data, data_dir=cfg.data_dir, decode=cfg.decode, metric=cfg.metric, output_dir=cfg.output_dir, device=cfg.device,
+        backend=cfg.backend, model_dir=cfg.model_dir, ct2=cfg.ct2,
         progress=sys.stderr.isatty(),
     )
     for result in results:

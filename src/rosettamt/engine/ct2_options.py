@@ -20,9 +20,10 @@ CTranslate2 keeps the best candidates as they are (greedy outputs are cut to the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict
 
-from rosettamt.config import DecodeConfig, LengthNorm, Strategy
+from rosettamt.config import DecodeConfig, LengthNorm, Strategy, resolve_decode
 from rosettamt.errors import UserError
 
 NO_PENALTY = 1e-30  # see above: a non-zero penalty that changes no score
@@ -45,3 +46,14 @@ def translate_options(cfg: DecodeConfig, pad: str, bos: str) -> Dict[str, Any]:
                 length_penalty=length_penalty(cfg) if beam > 1 else 0.0,
                 min_decoding_length=cfg.min_len, return_end_token=True, return_scores=True,
                 suppress_sequences=[[pad], [bos]], disable_unk=False, replace_unknowns=False)
+
+
+def resolve_model_dir(checkpoint: Any, run_dir: Any, model_dir: Any, decode: DecodeConfig) -> Path:
+    """backend=ctranslate2's model: model_dir= alone (an export folder), with decode options CTranslate2
+    can run; checked before anything loads."""
+    if model_dir is None or checkpoint is not None or run_dir is not None:
+        raise UserError("backend=ctranslate2 runs an export: give model_dir=DIR (from rosettamt-export "
+                        "format=ctranslate2) and neither checkpoint= nor run_dir=")
+    if resolve_decode(decode).beam_size > 1:
+        length_penalty(decode)  # GNMT is refused here
+    return Path(model_dir).expanduser()

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from rosettamt.checkpoint import load_for_inference, resolve_checkpoint
-from rosettamt.config import DataConfig, DecodeConfig, MetricConfig, Strategy, from_dict
+from rosettamt.config import CT2Config, DataConfig, DecodeConfig, MetricConfig, Strategy, from_dict
 from rosettamt.device import resolve_device
 from rosettamt.errors import UserError
 from rosettamt.evaluate.inputs import read_lines, split_texts
@@ -70,6 +70,8 @@ class EvalResult:
 def decode_tag(cfg: DecodeConfig, model=None) -> str:
     """Short name of the search, used in file names: greedy, beam5; -bf16 when the model decodes in bf16."""
     tag = "greedy" if cfg.strategy == Strategy.greedy else f"beam{cfg.beam_size}"
+    if hasattr(model, "search"):  # an engine: -ct2, -ct2-int8, ...
+        return tag + model.tag
     if model is not None and next(model.parameters()).dtype == torch.bfloat16:
         tag += "-bf16"
     return tag
@@ -80,7 +82,10 @@ def translate_texts(model, tokenizer, texts: Sequence[str], cfg: DecodeConfig, d
     """Source sentences -> (detokenized best hypotheses, decoding seconds, generated tokens)."""
     src_ids = tokenizer.encode_src(list(texts)) if texts else []
     start = time.perf_counter()
-    results = translate_ids(model, src_ids, cfg, device, progress=progress)
+    if hasattr(model, "search"):  # an engine (rosettamt.engine): backend=ctranslate2
+        results = model.search(src_ids, cfg, progress=progress)
+    else:
+        results = translate_ids(model, src_ids, cfg, device, progress=progress)
     seconds = time.perf_counter() - start
     best = [hyps[0].tokens for hyps in results]
     hyps = [tokenizer.detokenize(ids) for ids in best]
@@ -120,6 +125,9 @@ def evaluate(
     output_dir: Optional[str | Path] = None,
     device: Any = "auto",
     progress: bool = True,
+    backend: str = "rosettamt",
+    model_dir: Optional[str | Path] = None,
+    ct2: Optional[CT2Config] = None,
 ) -> List[EvalResult]:
     """Score a checkpoint (or a run's best one) on corpus splits, or on a src_file/ref_file pair.
 
@@ -131,9 +139,20 @@ def evaluate(
     decode, metric = decode or DecodeConfig(), metric or MetricConfig()
     if (src_file is None) != (ref_file is None):
         raise UserError("give both src_file= and ref_file= (or neither, to score corpus splits with split=)")
-    checkpoint = resolve_checkpoint(checkpoint, run_dir)
+    ct2_backend = str(backend) == "ctranslate2"  # model_dir= is a CTranslate2 export, searched by CTranslate2
+    if ct2_backend:
+        from rosettamt.engine.ct2 import CT2Engine
+        from rosettamt.engine.ct2_options import resolve_model_dir
+
+        checkpoint = resolve_model_dir(checkpoint, run_dir, model_dir, decode)
+    else:
+        checkpoint = resolve_checkpoint(checkpoint, run_dir)
     dev = resolve_device(device)
-    model, tokenizer, ckpt = load_for_inference(checkpoint, dev, decode.precision)
+    if ct2_backend:  # an engine and the export's rosettamt.json (its "config" holds the data config)
+        ct2 = ct2 or CT2Config()
+        model, tokenizer, ckpt = CT2Engine.load(checkpoint, str(device), ct2.compute_type, ct2.threads)
+    else:
+        model, tokenizer, ckpt = load_for_inference(checkpoint, dev, decode.precision)
     stored_data = data is None
     if data is None:
         data = from_dict(DataConfig, ckpt.get("config", {}).get("data", {}))

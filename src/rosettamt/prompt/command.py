@@ -15,6 +15,7 @@ from typing import List
 
 from rosettamt.checkpoint import resolve_checkpoint
 from rosettamt.config import TranslateConfig
+from rosettamt.errors import UserError
 from rosettamt.prompt.interactive import Prompt
 from rosettamt.prompt.pipe import translate_stream
 from rosettamt.prompt.plots import check_attention_settings
@@ -29,10 +30,25 @@ def checkpoint_from_config(cfg: TranslateConfig) -> Path:
     return resolve_checkpoint(cfg.checkpoint, cfg.run_dir)
 
 
+def model_from_config(cfg: TranslateConfig) -> Path:
+    """The checkpoint (backend=rosettamt) or the export folder model_dir= (backend=ctranslate2)."""
+    if str(cfg.backend) != "ctranslate2":
+        if cfg.model_dir is not None:
+            raise UserError("model_dir= is the export folder of backend=ctranslate2; "
+                            "give checkpoint= or run_dir= instead, or add backend=ctranslate2")
+        return checkpoint_from_config(cfg)
+    if cfg.show_attention:
+        raise UserError("show_attention=true needs backend=rosettamt: a CTranslate2 export has no attention "
+                        "weights to show")
+    from rosettamt.engine.ct2_options import resolve_model_dir
+
+    return resolve_model_dir(cfg.checkpoint, cfg.run_dir, cfg.model_dir, cfg.decode)
+
+
 def run(cfg: TranslateConfig) -> None:
     """rosettamt-translate: interactive on a terminal, else translate all input lines."""
     settings = Settings.from_config(cfg)
-    checkpoint = checkpoint_from_config(cfg)
+    checkpoint = model_from_config(cfg)
     interactive = cfg.input is None and cfg.output is None and sys.stdin.isatty()
     lines: List[str] = []
     if not interactive:  # check input and output before spending time on the model
@@ -43,7 +59,10 @@ def run(cfg: TranslateConfig) -> None:
 
     setup_allocator(cfg.decode.keep_freed_memory, cfg.device)
     started = time.perf_counter()
-    translator = Translator.from_checkpoint(checkpoint, device=cfg.device, decode=cfg.decode)
+    if str(cfg.backend) == "ctranslate2":
+        translator = Translator.from_export(checkpoint, cfg.device, cfg.decode, cfg.ct2.compute_type, cfg.ct2.threads)
+    else:
+        translator = Translator.from_checkpoint(checkpoint, device=cfg.device, decode=cfg.decode)
     check_attention_settings(translator, settings)
     log.info("loaded %s on %s in %.1f s", translator.checkpoint_path, translator.device,
              time.perf_counter() - started)

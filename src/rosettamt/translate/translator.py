@@ -24,12 +24,14 @@ import torch
 
 from rosettamt.config import DecodeConfig, Strategy, resolve_decode
 from rosettamt.device import resolve_device
+from rosettamt.errors import UserError
 from rosettamt.text import clean_text, split_sentences
 from rosettamt.translate.attention import check_attention_layer, cross_attention, token_labels
 from rosettamt.translate.nbest import AttendedCandidate, Candidate, join_nbest
 
 if TYPE_CHECKING:
     from rosettamt.data.tokenizer import Tokenizer
+    from rosettamt.engine import Engine
 
 log = logging.getLogger("rosettamt.translate")  # the name log lines carried before the split
 
@@ -39,15 +41,23 @@ class Translator:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Optional[torch.nn.Module],
         tokenizer: "Tokenizer",
         decode: Optional[DecodeConfig] = None,
         device: Union[str, torch.device] = "cpu",
         checkpoint_path: Optional[Path] = None,
         checkpoint_info: Optional[Dict[str, Any]] = None,
+        engine: Optional["Engine"] = None,
     ) -> None:
+        """``engine`` searches (rosettamt.engine); by default rosettamt's own search on ``model``.
+        An engine without a model (backend=ctranslate2) translates but has no attention to show."""
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval() if model is not None else None
+        if engine is None:
+            from rosettamt.engine.native import NativeEngine
+
+            engine = NativeEngine(self.model, self.device)
+        self.engine = engine
         self.tokenizer = tokenizer
         self.decode = decode or DecodeConfig()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
@@ -73,15 +83,27 @@ class Translator:
                 "step": ckpt.get("step"), "val_bleu": ckpt.get("val_bleu")}
         return cls(model, tok, decode=decode, device=dev, checkpoint_path=path, checkpoint_info=info)
 
+    @classmethod
+    def from_export(cls, folder: Union[str, Path], device: str = "auto", decode: Optional[DecodeConfig] = None,
+                    compute_type: str = "default", threads: int = 0) -> "Translator":
+        """A CTranslate2 export (rosettamt-export format=ctranslate2) searched by CTranslate2, behind the
+        same cleaning, segmenting and detokenizing as a checkpoint."""
+        from rosettamt.engine.ct2 import CT2Engine
+
+        engine, tok, meta = CT2Engine.load(Path(folder), device, compute_type, threads)
+        info = {k: meta.get(k) for k in ("src_lang", "tgt_lang", "step", "val_bleu")}
+        return cls(None, tok, decode=decode, device="cpu", checkpoint_path=Path(folder), checkpoint_info=info,
+                   engine=engine)
+
     # ------------------------------------------------------------------ settings
 
     @property
     def n_decoder_layers(self) -> int:
-        return int(self.model.cfg.decoder_layers)
+        return int(self.engine.cfg.decoder_layers)
 
     @property
     def n_heads(self) -> int:
-        return int(self.model.cfg.n_heads)
+        return int(self.engine.cfg.n_heads)
 
     def decode_config(
         self,
@@ -100,7 +122,7 @@ class Translator:
         a * len + b tokens after BOS, which must fit as well.
         """
         cfg = cfg or self.decode
-        positions = int(self.model.cfg.max_positions)
+        positions = int(self.engine.cfg.max_positions)
         limit = positions - 1
         if cfg.max_len_a > 0:
             limit = min(limit, math.floor((positions - 2 - cfg.max_len_b) / cfg.max_len_a) - 1)
@@ -151,10 +173,14 @@ class Translator:
         return self.translate([sentence], **kwargs)[0]  # type: ignore[return-value]
 
     def _search(self, segments: List[List[int]], cfg: DecodeConfig, progress: bool = False) -> list:
-        from rosettamt.search import translate_ids
+        return self.engine.search(segments, cfg, progress=progress)
 
-        with torch.inference_mode():
-            return translate_ids(self.model, segments, cfg, self.device, progress=progress)
+    def _attention_model(self) -> torch.nn.Module:
+        """The model the cross-attention is read from; an engine without one cannot show attention."""
+        if self.model is None:
+            raise UserError("attention needs rosettamt's own model (backend=rosettamt with a checkpoint); "
+                            "a CTranslate2 export has no attention weights to show")
+        return self.model
 
     def _segment(self, texts: List[str], cfg: DecodeConfig) -> Tuple[List[List[int]], List[Tuple[int, int]]]:
         """Source ids to search (no EOS), and for each text the [start, stop) of its segments.
@@ -226,7 +252,7 @@ class Translator:
         cfg = dataclasses.replace(self.decode_config(**decode_kwargs), nbest=1)  # type: ignore[arg-type]
         ids, shown = self._first_segment(sentence, cfg)
         tokens = list(self._search([ids], cfg)[0][0].tokens)
-        weights = cross_attention(self.model, ids, tokens, layer, self.device)
+        weights = cross_attention(self._attention_model(), ids, tokens, layer, self.device)
         src_pieces = self.tokenizer.src_pieces(shown)[: len(ids)] if ids else []
         tgt_pieces = self.tokenizer.tgt_pieces(tokens) if tokens else []
         return (self.tokenizer.detokenize(tokens), token_labels(src_pieces, ids), token_labels(tgt_pieces, tokens),
@@ -240,13 +266,13 @@ class Translator:
         ids, shown = self._first_segment(sentence, cfg)
         if not ids:
             return [AttendedCandidate("", 0.0, token_labels([], []), token_labels([], []),
-                                      cross_attention(self.model, [], [], None, self.device))]
+                                      cross_attention(self._attention_model(), [], [], None, self.device))]
         src_tokens = token_labels(self.tokenizer.src_pieces(shown)[: len(ids)], ids)
         out = []
         for hyp in self._search([ids], cfg)[0][:nbest]:
             tokens = list(hyp.tokens)
             tgt_tokens = token_labels(self.tokenizer.tgt_pieces(tokens) if tokens else [], tokens)
-            weights = cross_attention(self.model, ids, tokens, None, self.device)
+            weights = cross_attention(self._attention_model(), ids, tokens, None, self.device)
             out.append(AttendedCandidate(self.tokenizer.detokenize(tokens).strip(), float(hyp.score),
                                          src_tokens, tgt_tokens, weights))
         return out
