@@ -329,12 +329,47 @@ class ExportConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
+@dataclass
+class ServeConfig:
+    """rosettamt-serve's server (serve.*): where it listens, who may call it, how much one request
+    may ask, how requests are batched for the model and which search settings callers may choose."""
+
+    host: str = "127.0.0.1"  # 0.0.0.0 listens on every interface: only behind a firewall or proxy
+    port: int = 5000  # 0 = any free port (the log line says which)
+    api_keys: List[str] = field(default_factory=list)  # when set, every request needs one of them
+    cors_origins: List[str] = field(default_factory=list)  # web pages elsewhere that may call the API ("*" = any)
+    max_chars: int = 5000  # characters of q in one request (413 past it)
+    max_sentences: int = 100  # lines of q in one request (413 past it)
+    max_batch_tokens: int = 2048  # source pieces decoded together in one search batch
+    max_wait_ms: float = 5.0  # how long a batch waits for more requests once it has one
+    queue_size: int = 1000  # lines waiting for the model; more is 429
+    request_timeout: float = 60.0  # seconds a request may wait for its translation (then 503)
+    max_beam_size: int = 8  # beam sizes a caller may ask for: 1..max_beam_size
+    max_nbest: int = 5  # n-best lists (alternatives + 1) up to this long
+    min_length_penalty: float = 0.0  # length_penalty a caller may ask for, within [min, max]
+    max_length_penalty: float = 2.0
+    threads: int = 0  # CPU threads for the model; 0 = one per physical core (or OMP_NUM_THREADS)
+    access_log: bool = False  # one log line per request
+
+
+@dataclass
+class ServeAppConfig:
+    """rosettamt-serve: one model (checkpoint= or run_dir=) behind the HTTP API and the page."""
+
+    checkpoint: Optional[str] = None
+    run_dir: Optional[str] = None
+    device: str = "auto"
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # the default search of every request
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+
 SCHEMAS: Dict[str, type] = {
     "prepare_schema": PrepareConfig,
     "train_schema": TrainConfig,
     "evaluate_schema": EvaluateConfig,
     "translate_schema": TranslateConfig,
     "average_schema": AverageConfig,
+    "serve_schema": ServeAppConfig,
     "export_schema": ExportConfig,
 }
 
@@ -387,6 +422,31 @@ def check_train(cfg: "TrainConfig") -> None:
     if cfg.trainer.max_steps <= 0 and cfg.trainer.max_epochs <= 0 and cfg.trainer.max_time <= 0:
         raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
     check_decode(cfg.decode)
+
+
+def check_serve(cfg: "ServeAppConfig") -> None:
+    """rosettamt-serve's options in their ranges before the model loads (errors name the option)."""
+    s = cfg.serve
+    _check_ranges("serve.", s, {
+        "port": (0, 65535, True, True), "max_chars": (1, None, True, False),
+        "max_sentences": (1, None, True, False), "max_batch_tokens": (1, None, True, False),
+        "max_wait_ms": (0.0, None, True, False), "queue_size": (1, None, True, False),
+        "request_timeout": (0.0, None, False, False), "max_beam_size": (1, None, True, False),
+        "max_nbest": (1, None, True, False), "min_length_penalty": (None, None, False, False),
+        "max_length_penalty": (s.min_length_penalty, None, True, False), "threads": (0, None, True, False)})
+    if s.queue_size < s.max_sentences:
+        raise UserError(f"serve.queue_size={s.queue_size} must hold one full request "
+                        f"(serve.max_sentences={s.max_sentences})")
+    if any(not isinstance(k, str) or not k for k in s.api_keys):
+        raise UserError("serve.api_keys: every key must be a non-empty string")
+    check_decode(cfg.decode)
+    default = resolve_decode(cfg.decode)
+    if default.beam_size > s.max_beam_size or default.nbest > s.max_nbest:
+        raise UserError(f"decode: a beam of {default.beam_size} with nbest={default.nbest} is outside "
+                        f"serve.max_beam_size={s.max_beam_size} / serve.max_nbest={s.max_nbest}")
+    if not s.min_length_penalty <= default.length_penalty <= s.max_length_penalty:
+        raise UserError(f"decode.length_penalty={default.length_penalty} is outside [serve.min_length_penalty, "
+                        f"serve.max_length_penalty] = [{s.min_length_penalty}, {s.max_length_penalty}]")
 
 
 def resolve_decode(cfg: DecodeConfig, beam_size: Optional[int] = None, nbest: Optional[int] = None,

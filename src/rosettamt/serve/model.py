@@ -1,0 +1,99 @@
+"""The model behind the server: the Translator, loaded once (in the batcher's worker thread), seen
+by the batcher as lines in, n-best lists or attention out, and described for /languages, /health
+and the page. Every translation goes through Translator (DESIGN.md principle 9)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from rosettamt.config import DecodeConfig
+from rosettamt.serve.batcher import Settings
+from rosettamt.text import clean_text
+
+if TYPE_CHECKING:
+    from rosettamt.translate.nbest import AttendedCandidate, Candidate
+    from rosettamt.translate.translator import Translator
+
+log = logging.getLogger("rosettamt.serve")
+
+# Names for /languages (LibreTranslate's "name"); any other code is shown as itself.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "fi": "Finnish", "fr": "French", "hi": "Hindi", "hu": "Hungarian", "it": "Italian",
+    "ja": "Japanese", "ko": "Korean", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian",
+    "ru": "Russian", "sv": "Swedish", "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
+}
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def shown_path(path: Optional[Path]) -> str:
+    """The checkpoint as callers see it: run folder and file name, not where it lies on the server."""
+    if path is None:
+        return ""
+    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return f"{folder.name}/{path.name}" if folder.name else path.name
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the API says about the loaded model."""
+
+    source: str
+    target: str
+    decoder_layers: int
+    heads: int
+    checkpoint: str
+    step: Optional[int]
+    device: str
+    attention: bool  # whether this model can show its cross-attention
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {**asdict(self), "source_name": language_name(self.source), "target_name": language_name(self.target)}
+
+
+def load_translator(checkpoint: Path, device: str, decode: DecodeConfig, threads: int) -> "Translator":
+    """The one place the server makes its Translator. Another backend (a CTranslate2 export,
+    backend=ctranslate2 of rosettamt-translate) plugs in here: the rest of the server only calls
+    translate_nbest / nbest_with_attention and reads checkpoint_info."""
+    from rosettamt.device import set_threads
+    from rosettamt.translate.translator import Translator
+
+    set_threads(threads)  # torch's pool is the process's: set once, by the thread that will use it
+    started = time.perf_counter()
+    translator = Translator.from_checkpoint(checkpoint, device=device, decode=decode)
+    log.info("loaded %s on %s in %.1f s", translator.checkpoint_path, translator.device,
+             time.perf_counter() - started)
+    return translator
+
+
+class ServedModel:
+    """The Translator as the batcher's Model: translate lines in batches, or one line's attention."""
+
+    def __init__(self, translator: "Translator") -> None:
+        self.translator = translator
+        info = translator.checkpoint_info
+        self.info = ModelInfo(
+            source=str(info.get("src_lang") or "src"), target=str(info.get("tgt_lang") or "tgt"),
+            decoder_layers=translator.n_decoder_layers, heads=translator.n_heads,
+            checkpoint=shown_path(translator.checkpoint_path), step=info.get("step"),
+            device=str(translator.device), attention=hasattr(translator, "nbest_with_attention"))
+
+    def count_tokens(self, lines: Sequence[str]) -> int:
+        """Source pieces of the lines, as the search will see them (for the batch budget)."""
+        texts = [t for t in (clean_text(line) for line in lines) if t]
+        return sum(len(ids) for ids in self.translator.tokenizer.encode_src(texts)) if texts else 0
+
+    def translate(self, lines: Sequence[str], settings: Settings) -> List[List["Candidate"]]:
+        return self.translator.translate_nbest(list(lines), beam_size=settings.beam_size, nbest=settings.nbest,
+                                               length_penalty=settings.length_penalty)
+
+    def attend(self, lines: Sequence[str], settings: Settings) -> List[List["AttendedCandidate"]]:
+        return [self.translator.nbest_with_attention(line, nbest=settings.nbest, beam_size=settings.beam_size,
+                                                     length_penalty=settings.length_penalty) for line in lines]
