@@ -3,6 +3,7 @@
 
     python scripts/bench_decode.py CHECKPOINT [--data-dir ../shared/data/multi30k] [--threads 2]
     python scripts/bench_decode.py CHECKPOINT --src-file test.en --limit 100 --json bench.json
+    python scripts/bench_decode.py CHECKPOINT --backend ctranslate2 [--ct2-dir EXPORT] [--compute-types float32,int8]
 
 For each of greedy / beam (``--beam``, default 5) x cache / recompute (``decode.use_cache=false``)
 it decodes the source side of a split (default test_2016_flickr; or ``--src-file``) and reports
@@ -10,6 +11,12 @@ sentences/s, generated tokens/s, peak memory and the time per sentence by source
 Every configuration runs in its own process, so the peak RSS (CPU) or the peak CUDA memory is
 that configuration's own. Sentences are decoded bucket by bucket (each bucket in length-sorted
 batches of ``--max-tokens``), so the bucket times add up to the total time. Prints Markdown tables.
+
+``--backend ctranslate2`` also decodes the same sentences, with the same batches, through a CTranslate2
+export of the same weights (``--ct2-dir``, or one made from the checkpoint in a temporary folder),
+once per ``--compute-types`` entry, and compares rosettamt (configs ``greedy:cache`` and ``beam:cache``,
+``:bf16`` appended for bf16) with CTranslate2 (``ct2-greedy:TYPE``, ``ct2-beam:TYPE``). Beam search then
+uses length_norm=average, the length normalisation both engines share.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
+CONFIGS = "greedy:cache,greedy:recompute,beam:cache,beam:recompute"
 BUCKETS = [(1, 10), (11, 15), (16, 20), (21, 30), (31, 10_000)]  # source subword tokens, EOS not counted
 
 # Peers measured on this 2-core CPU for model=small, fp32, 2 threads, test_2016_flickr (1,000
@@ -82,15 +90,19 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
     setup_allocator(not args.no_keep_freed_memory, device)  # what the commands do at start
     model, tok, ckpt = load_for_inference(Path(args.checkpoint), device, args.precision)
     src_ids = tok.encode_src(read_sources(args, ckpt))
-    strategy, cache = args.one.split(":")
+    strategy, cache, *precision = args.one.split(":")
     cfg = DecodeConfig(strategy=strategy, beam_size=args.beam if strategy == "beam" else 1,
                        use_cache=cache == "cache", max_tokens=args.max_tokens,
-                       keep_freed_memory=not args.no_keep_freed_memory)
+                       keep_freed_memory=not args.no_keep_freed_memory, length_norm=args.length_norm)
+    if precision:  # greedy:cache:bf16
+        model, tok, ckpt = load_for_inference(Path(args.checkpoint), device, precision[0])
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    if strategy.startswith("ct2-"):  # ct2-greedy:int8: the CTranslate2 export, same sentences and batches
+        return run_ct2(args, tok, src_ids, cfg, strategy[len("ct2-"):], cache)
     translate_ids(model, src_ids[:16], cfg, device)  # warm-up: allocator, kernels, caches
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -118,6 +130,45 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
             "buckets": buckets, "outputs": outputs, **peak_memory_mib(device)}
 
 
+def run_ct2(args: argparse.Namespace, tok: Any, src_ids: List[List[int]], cfg: Any, strategy: str,
+            compute_type: str) -> Dict[str, Any]:
+    """One CTranslate2 configuration: the rosettamt.engine CT2Engine on --ct2-dir, bucket by bucket."""
+    import dataclasses
+
+    from rosettamt.engine.ct2 import CT2Engine
+
+    engine, _, _ = CT2Engine.load(Path(args.ct2_dir), "cpu" if args.device == "auto" else args.device,
+                                  compute_type, args.threads)
+    cfg = dataclasses.replace(cfg, strategy=strategy, beam_size=args.beam if strategy == "beam" else 1)
+    engine.search(src_ids[:16], cfg)  # warm-up
+    buckets, outputs = [], [None] * len(src_ids)
+    for lo, hi in BUCKETS:
+        rows = [i for i, ids in enumerate(src_ids) if lo <= len(ids) <= hi]
+        if not rows:
+            continue
+        start = time.perf_counter()
+        hyps = engine.search([src_ids[i] for i in rows], cfg)
+        seconds = time.perf_counter() - start
+        for i, h in zip(rows, hyps):
+            outputs[i] = h[0].tokens
+        buckets.append({"bucket": f"{lo}-{hi}" if hi < 10_000 else f"{lo}+", "sentences": len(rows),
+                        "seconds": seconds, "ms_per_sentence": 1000 * seconds / len(rows)})
+    seconds = sum(b["seconds"] for b in buckets)
+    tokens = sum(len(o) for o in outputs if o is not None)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"config": args.one, "engine": "ctranslate2", "strategy": strategy, "beam_size": cfg.beam_size,
+            "use_cache": True, "device": "cpu", "precision": compute_type, "threads": args.threads,
+            "keep_freed_memory": False, "sentences": len(src_ids), "seconds": seconds,
+            "sentences_per_s": len(src_ids) / seconds, "tokens_per_s": tokens / seconds, "buckets": buckets,
+            "outputs": outputs, "peak_rss_mib": rss}
+
+
+def label(r: Dict[str, Any]) -> str:
+    """greedy / beam 5, prefixed by the engine when it is CTranslate2."""
+    name = "greedy" if r["strategy"] == "greedy" else f"beam {r['beam_size']}"
+    return f"CTranslate2 {name}" if r.get("engine") == "ctranslate2" else name
+
+
 def markdown(results: List[Dict[str, Any]]) -> str:
     """The two tables: throughput and memory; time per sentence by source length."""
     has_cuda = any("peak_cuda_mib" in r for r in results)
@@ -126,7 +177,7 @@ def markdown(results: List[Dict[str, Any]]) -> str:
         " peak CUDA (MiB) |" if has_cuda else "")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
-        name = "greedy" if r["strategy"] == "greedy" else f"beam {r['beam_size']}"
+        name = label(r)
         ref = base.get(r["strategy"])
         speedup = f"{r['sentences_per_s'] / ref['sentences_per_s']:.1f}x" if ref and r["use_cache"] else "1.0x"
         row = (f"| {name} | {'yes' if r['use_cache'] else 'no (recompute)'} | {r.get('precision', 'float32')} | "
@@ -141,7 +192,7 @@ def markdown(results: List[Dict[str, Any]]) -> str:
               "| search | K/V cache | " + " | ".join(f"{n} ({counts[n]})" for n in names) + " |",
               "|---|---|" + "---|" * len(names)]
     for r in results:
-        name = "greedy" if r["strategy"] == "greedy" else f"beam {r['beam_size']}"
+        name = label(r)
         ms = {b["bucket"]: b["ms_per_sentence"] for b in r["buckets"]}
         lines.append(f"| {name} | {'yes' if r['use_cache'] else 'no'} | "
                      + " | ".join(f"{ms.get(n, float('nan')):.1f}" for n in names) + " |")
@@ -150,7 +201,7 @@ def markdown(results: List[Dict[str, Any]]) -> str:
 
 def anchors(results: List[Dict[str, Any]]) -> str:
     """This run's cached greedy / beam speeds beside the peers' (flagged when the setting differs)."""
-    cached = {r["strategy"]: r for r in results if r["use_cache"]}
+    cached = {r["strategy"]: r for r in results if r["use_cache"] and r.get("engine") != "ctranslate2"}
     if not cached:
         return ""
     r = next(iter(cached.values()))
@@ -181,17 +232,27 @@ def main() -> None:
     p.add_argument("--no-keep-freed-memory", action="store_true",
                    help="decode.keep_freed_memory=false: glibc's default malloc (big blocks unmapped on free)")
     p.add_argument("--max-tokens", type=int, default=8192, help="source tokens per batch")
-    p.add_argument("--configs", default="greedy:cache,greedy:recompute,beam:cache,beam:recompute")
+    p.add_argument("--configs", default=CONFIGS)
+    p.add_argument("--backend", default="rosettamt", choices=("rosettamt", "ctranslate2"),
+                   help="ctranslate2: rosettamt and a CTranslate2 export of the same weights, side by side")
+    p.add_argument("--ct2-dir", help="the export (rosettamt-export format=ctranslate2); default: made in a temp folder")
+    p.add_argument("--compute-types", default="float32,int8", help="CTranslate2 compute types (--backend ctranslate2)")
+    p.add_argument("--length-norm", default=None, help="decode.length_norm (default: gnmt; average with ctranslate2)")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = p.parse_args()
+    if args.length_norm is None:
+        args.length_norm = "average" if args.backend == "ctranslate2" else "gnmt"
 
     if args.one:
         print(json.dumps(run_one(args)))
         return
+    argv = sys.argv[1:]
+    if args.backend == "ctranslate2":
+        argv += prepare_ct2(args)
     results = []
     for config in args.configs.split(","):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--one", config]
+        cmd = [sys.executable, __file__, *argv, "--one", config]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
@@ -206,12 +267,36 @@ def main() -> None:
             same = sum(x == y for x, y in zip(a["outputs"], b["outputs"]))
             print(f"{strategy}: cached and recomputed outputs identical for {same}/{len(a['outputs'])} sentences",
                   file=sys.stderr)
+    for r in results:
+        a = by_config.get(f"{r['strategy']}:cache")
+        if r.get("engine") == "ctranslate2" and a:
+            same = sum(x == y for x, y in zip(a["outputs"], r["outputs"]))
+            print(f"CTranslate2 {r['precision']} {r['strategy']}: outputs identical to rosettamt's for "
+                  f"{same}/{len(a['outputs'])} sentences", file=sys.stderr)
     print(markdown(results))
     print()
     print(anchors(results))
     if args.json:
         slim = [{k: v for k, v in r.items() if k != "outputs"} for r in results]
         Path(args.json).write_text(json.dumps(slim, indent=1) + "\n", encoding="utf-8")
+
+
+def prepare_ct2(args: argparse.Namespace) -> List[str]:
+    """--backend ctranslate2: the export to time (made from the checkpoint unless --ct2-dir), and the
+    configurations: rosettamt's cached searches, then CTranslate2's for each compute type."""
+    import tempfile
+
+    if not args.ct2_dir:
+        from rosettamt.config import ExportConfig
+        from rosettamt.export import export
+
+        args.ct2_dir = str(Path(tempfile.mkdtemp(prefix="bench_ct2_")) / "ct2")
+        export(ExportConfig(checkpoint=args.checkpoint, format="ctranslate2", output=args.ct2_dir))
+    if args.configs == CONFIGS:
+        types = [t for t in args.compute_types.split(",") if t]
+        args.configs = ",".join(["greedy:cache", "beam:cache"] + [f"ct2-{s}:{t}" for t in types
+                                                                   for s in ("greedy", "beam")])
+    return ["--ct2-dir", args.ct2_dir, "--configs", args.configs, "--length-norm", args.length_norm]
 
 
 if __name__ == "__main__":
