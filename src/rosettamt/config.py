@@ -361,6 +361,9 @@ class ServeAppConfig:
     device: str = "auto"
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the default search of every request
     serve: ServeConfig = field(default_factory=ServeConfig)
+    backend: Backend = Backend.rosettamt  # ctranslate2: an export (model_dir=), no attention to show
+    model_dir: Optional[str] = None  # backend=ctranslate2: the export folder (instead of checkpoint=/run_dir=)
+    ct2: CT2Config = field(default_factory=CT2Config)
 
 
 SCHEMAS: Dict[str, type] = {

@@ -20,9 +20,10 @@ LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/")
 class ServerProcess:
     """``python -m rosettamt.serve`` with the given overrides; ``url`` once it is ready."""
 
-    def __init__(self, checkpoint: Path, *overrides: str) -> None:
+    def __init__(self, checkpoint: Optional[Path], *overrides: str) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1"}
-        args = [f"checkpoint={checkpoint}", "device=cpu", "serve.port=0", "serve.threads=1", *overrides]
+        args = [f"checkpoint={checkpoint}"] if checkpoint is not None else []  # None: the overrides say
+        args += ["device=cpu", "serve.port=0", "serve.threads=1", *overrides]
         self.proc = subprocess.Popen([sys.executable, "-m", "rosettamt.serve", *args], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: List[str] = []
@@ -69,7 +70,7 @@ class ServerProcess:
         return code
 
 
-def start_server(checkpoint: Path, *overrides: str) -> ServerProcess:
+def start_server(checkpoint: Optional[Path], *overrides: str) -> ServerProcess:
     server = ServerProcess(checkpoint, *overrides)
     server.wait_ready()
     return server

@@ -24,6 +24,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequence
 
+from rosettamt.errors import UserError
+
 log = logging.getLogger("rosettamt.serve")
 
 
@@ -193,8 +195,11 @@ class Batcher:
         try:
             run = self.model.attend if settings.attention else self.model.translate  # type: ignore[union-attr]
             results = run(lines, settings)
-        except Exception as err:  # noqa: BLE001 - a bug: its callers get a 500, the server goes on
-            log.exception("a batch of %d lines failed", len(lines))
+        except Exception as err:  # noqa: BLE001 - its callers get the error, the server goes on
+            if isinstance(err, UserError):  # settings the model refuses: the callers' 400
+                log.info("a batch of %d lines was refused: %s", len(lines), err)
+            else:  # a bug: the callers' 500
+                log.exception("a batch of %d lines failed", len(lines))
             with self._lock:
                 self.counters["failed_batches"] += 1
             self._finish(live, error=err)

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from rosettamt.config import DecodeConfig
 from rosettamt.serve.batcher import Settings
 from rosettamt.text import clean_text
 
 if TYPE_CHECKING:
+    from rosettamt.config import ServeAppConfig
     from rosettamt.translate.nbest import AttendedCandidate, Candidate
     from rosettamt.translate.translator import Translator
 
@@ -52,22 +52,26 @@ class ModelInfo:
     checkpoint: str
     step: Optional[int]
     device: str
-    attention: bool  # whether this model can show its cross-attention
+    backend: str  # rosettamt (a checkpoint) or ctranslate2 (an export)
+    attention: bool  # whether this model can show its cross-attention (only rosettamt's own model can)
 
     def as_dict(self) -> Dict[str, Any]:
         return {**asdict(self), "source_name": language_name(self.source), "target_name": language_name(self.target)}
 
 
-def load_translator(checkpoint: Path, device: str, decode: DecodeConfig, threads: int) -> "Translator":
-    """The one place the server makes its Translator. Another backend (a CTranslate2 export,
-    backend=ctranslate2 of rosettamt-translate) plugs in here: the rest of the server only calls
-    translate_nbest / nbest_with_attention and reads checkpoint_info."""
+def load_translator(path: Path, cfg: "ServeAppConfig") -> "Translator":
+    """The one place the server makes its Translator: a checkpoint searched by rosettamt, or
+    (backend=ctranslate2) an export searched by CTranslate2 behind the same Translator. The rest
+    of the server only calls translate_nbest / nbest_with_attention and reads checkpoint_info."""
     from rosettamt.device import set_threads
     from rosettamt.translate.translator import Translator
 
-    set_threads(threads)  # torch's pool is the process's: set once, by the thread that will use it
+    set_threads(cfg.serve.threads)  # torch's pool is the process's: set once, by the thread that will use it
     started = time.perf_counter()
-    translator = Translator.from_checkpoint(checkpoint, device=device, decode=decode)
+    if str(cfg.backend) == "ctranslate2":
+        translator = Translator.from_export(path, cfg.device, cfg.decode, cfg.ct2.compute_type, cfg.ct2.threads)
+    else:
+        translator = Translator.from_checkpoint(path, device=cfg.device, decode=cfg.decode)
     log.info("loaded %s on %s in %.1f s", translator.checkpoint_path, translator.device,
              time.perf_counter() - started)
     return translator
@@ -79,11 +83,13 @@ class ServedModel:
     def __init__(self, translator: "Translator") -> None:
         self.translator = translator
         info = translator.checkpoint_info
+        has_model = getattr(translator, "model", None) is not None  # an export has only its engine
         self.info = ModelInfo(
             source=str(info.get("src_lang") or "src"), target=str(info.get("tgt_lang") or "tgt"),
             decoder_layers=translator.n_decoder_layers, heads=translator.n_heads,
             checkpoint=shown_path(translator.checkpoint_path), step=info.get("step"),
-            device=str(translator.device), attention=hasattr(translator, "nbest_with_attention"))
+            device=str(translator.device), backend="rosettamt" if has_model else "ctranslate2",
+            attention=has_model)
 
     def count_tokens(self, lines: Sequence[str]) -> int:
         """Source pieces of the lines, as the search will see them (for the batch budget)."""

@@ -101,11 +101,23 @@ def make_server(app: Any, service: Any, sock: socket.socket, access_log: bool, g
     return GracefulServer(config)
 
 
+def model_path(cfg: ServeAppConfig) -> Path:
+    """The checkpoint (backend=rosettamt) or the export folder model_dir= (backend=ctranslate2)."""
+    if str(cfg.backend) == "ctranslate2":
+        from rosettamt.engine.ct2_options import resolve_model_dir
+
+        return resolve_model_dir(cfg.checkpoint, cfg.run_dir, cfg.model_dir, cfg.decode)
+    if cfg.model_dir is not None:
+        raise UserError("model_dir= is the export folder of backend=ctranslate2; "
+                        "give checkpoint= or run_dir= instead, or add backend=ctranslate2")
+    return resolve_checkpoint(cfg.checkpoint, cfg.run_dir)
+
+
 def run(cfg: ServeAppConfig) -> None:
     """rosettamt-serve: the checks and the bind first (one-line errors), then serve until a signal."""
     check_serve(cfg)
     require_extra()
-    checkpoint = resolve_checkpoint(cfg.checkpoint, cfg.run_dir)
+    checkpoint = model_path(cfg)
     sock = bind(cfg.serve.host, cfg.serve.port)
 
     from rosettamt.device import setup_allocator
@@ -116,7 +128,7 @@ def run(cfg: ServeAppConfig) -> None:
     setup_allocator(cfg.decode.keep_freed_memory, cfg.device)
 
     def load() -> ServedModel:
-        model = ServedModel(load_translator(Path(checkpoint), cfg.device, cfg.decode, cfg.serve.threads))
+        model = ServedModel(load_translator(checkpoint, cfg))
         log.info("ready: %s -> %s at %s/", model.info.source, model.info.target, url_of(sock))
         return model
 

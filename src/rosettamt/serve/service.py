@@ -88,8 +88,12 @@ class Service:
         beam = whole_number("beam_size", beam_size, 1, c.max_beam_size, self.decode.beam_size)
         penalty = optional_float("length_penalty", length_penalty, c.min_length_penalty, c.max_length_penalty,
                                  self.decode.length_penalty)
-        if attention and not self.info().attention:
-            raise ApiError(400, "Invalid request: this backend cannot show its attention")
+        info = self.info()
+        if attention and not info.attention:
+            raise ApiError(400, f"Invalid request: attention needs backend=rosettamt (this server runs {info.backend})")
+        if info.backend == "ctranslate2" and length_penalty is not None and penalty != self.decode.length_penalty:
+            raise ApiError(400, "Invalid request: length_penalty: backend=ctranslate2 normalises by "
+                                f"decode.length_norm={self.decode.length_norm} only")
         try:
             cfg = resolve_decode(self.decode, beam, nbest, length_penalty=penalty)
         except UserError as err:
@@ -116,6 +120,8 @@ class Service:
                                 "(serve.request_timeout); the server is busy") from None
         except Closed as err:
             raise ApiError(503, str(err)) from None
+        except UserError as err:  # settings this model cannot run (e.g. GNMT on CTranslate2)
+            raise ApiError(400, f"Invalid request: {err}") from None
         if settings.attention:
             return [results[start] for start, _ in spans]
         return [join_lines(results[start:stop]) for start, stop in spans]

@@ -116,7 +116,8 @@ async function translate() {
   const text = $("source").value;
   if (!text.trim()) { showError("Type something to translate."); return; }
   const oneLine = !text.includes("\n");
-  const body = { q: text, beam_size: Number($("beam").value), nbest: Number($("nbest").value), attention: oneLine };
+  const attention = oneLine && state.model.attention;   // an export (backend=ctranslate2) has none to show
+  const body = { q: text, beam_size: Number($("beam").value), nbest: Number($("nbest").value), attention };
   if (!$("key-label").hidden) body.api_key = $("api-key").value;
   $("translate").disabled = true;
   $("translate").textContent = "Translating…";
