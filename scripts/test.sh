@@ -4,6 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pip install -q torch==2.13.0 2>/dev/null || pip install -q "torch>=2.3"
 pip install -q -e ".[test]"
+# tests/e2e/test_serve_page.py drives a headless Chromium (Debian's chromium package; .ci/run installs it)
+if [ -z "${ROSETTAMT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \
+   && ! command -v chromium-browser >/dev/null 2>&1; then
+  echo "test.sh: no chromium found (apt-get install chromium, or set ROSETTAMT_CHROMIUM):" \
+       "the browser test tests/e2e/test_serve_page.py will be skipped" >&2
+fi
 set +e
 python -m pytest -q -p no:cacheprovider "$@"
 rc=$?
