@@ -322,7 +322,7 @@ class ExportConfig:
     checkpoint: Optional[str] = None
     run_dir: Optional[str] = None
     format: ExportFormat = ExportFormat.ctranslate2
-    output: Optional[str] = None  # the folder to create (format=argos: the .argosmodel file)
+    output: Optional[str] = None  # the folder to create (format=argos: it holds translate-<src>_<tgt>.argosmodel)
     overwrite: bool = False
     quantization: str = "float32"  # CTranslate2 weights (ctranslate2, argos): float32, int8, int8_float32, int16, ...
     # the search a plain generate() call runs (format=hf), as rosettamt-translate's decode options
