@@ -87,6 +87,25 @@ def test_libretranslate_json_and_form_single_and_list(client, offline, sentences
                         "detectedLanguage": {"confidence": 100.0, "language": "src"}}
 
 
+def test_a_libretranslate_client_works_unchanged(server, offline, sentences):
+    """The calls LibreTranslate's Python client (libretranslatepy) makes, made the way it makes them:
+    urllib, form-encoded POSTs, a GET /languages with a form body, the base URL with a slash."""
+    import json
+    from urllib import parse, request
+
+    base = server.url + "/"
+
+    def call(path, params, method=None):
+        req = request.Request(base + path, data=parse.urlencode(params).encode(), method=method)
+        with request.urlopen(req, timeout=60) as response:
+            return json.loads(response.read().decode())
+
+    assert call("translate", {"q": sentences[0], "source": "src", "target": "tgt"})["translatedText"] == \
+        offline.translate(sentences[0], beam_size=5)[0]
+    assert call("languages", {}, method="GET") == [{"code": "src", "name": "src", "targets": ["tgt"]}]
+    assert call("detect", {"q": sentences[0]}) == [{"confidence": 100.0, "language": "src"}]
+
+
 def test_libretranslate_alternatives(client, offline, sentences):
     nbest = offline.translate(sentences[3:5], beam_size=5, nbest=3)
     r = client.post("/translate", json={"q": sentences[3], "alternatives": 2, "api_key": "ignored"})

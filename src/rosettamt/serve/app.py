@@ -148,6 +148,15 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
         results = await service.translate(req.items, settings)
         return JSONResponse(libre_response(req, results, info.source))
 
+    @app.post("/detect", response_model=List[schemas.Detection], responses=ERRORS, tags=["LibreTranslate"])
+    async def detect(request: Request) -> JSONResponse:
+        """The model's one source language, for clients that ask before they translate (nothing is detected)."""
+        info = service.info()
+        fields = await libre_fields(request)
+        check_key(fields.get("api_key"), service.cfg.api_keys)
+        check_items(fields.get("q"))
+        return JSONResponse([{"confidence": 100.0, "language": info.source}])
+
     @app.get("/languages", response_model=List[schemas.Language], tags=["LibreTranslate"])
     async def languages() -> JSONResponse:
         """The model's language pair, as LibreTranslate lists languages."""

@@ -40,6 +40,11 @@ class Language(BaseModel):
     targets: List[str]
 
 
+class Detection(BaseModel):
+    confidence: float
+    language: str = Field(description="the model's source language: a server with one model detects nothing")
+
+
 class V1Request(BaseModel):
     """rosettamt's own API: search settings within the server's bounds, and the attention behind each line."""
 
