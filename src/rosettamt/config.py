@@ -435,7 +435,7 @@ def check_serve(cfg: "ServeAppConfig") -> None:
         "max_sentences": (1, None, True, False), "max_batch_tokens": (1, None, True, False),
         "max_wait_ms": (0.0, None, True, False), "queue_size": (1, None, True, False),
         "request_timeout": (0.0, None, False, False), "max_beam_size": (1, None, True, False),
-        "max_nbest": (1, None, True, False), "min_length_penalty": (None, None, False, False),
+        "max_nbest": (1, None, True, False), "min_length_penalty": (None, s.max_length_penalty, False, True),
         "max_length_penalty": (s.min_length_penalty, None, True, False), "threads": (0, None, True, False)})
     if s.queue_size < s.max_sentences:
         raise UserError(f"serve.queue_size={s.queue_size} must hold one full request "

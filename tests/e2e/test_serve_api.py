@@ -59,7 +59,10 @@ def test_languages_health_page_and_offline_docs(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["model"]["source"] == "src" and health["model"]["heads"] == 4
     assert health["model"]["checkpoint"].endswith("last.pt") and not health["model"]["checkpoint"].startswith("/")
-    assert "/v1/translate" in client.get("/openapi.json").json()["paths"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/translate", "/languages", "/detect", "/v1/translate", "/health"} <= set(paths)
+    assert {"400", "403", "413", "429", "503"} <= set(paths["/v1/translate"]["post"]["responses"])
+    assert "422" not in paths["/v1/translate"]["post"]["responses"]  # FastAPI's default; we answer 400
     page = client.get("/")
     assert page.status_code == 200 and "static/app.js" in page.text
     docs = client.get("/docs").text
