@@ -21,7 +21,22 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 
-def score_on_split(ckpt: Path, split: str, beam: int, lp: float, data_dir: str | None,
+def run_data_config(run_dir: Path) -> Any:
+    """The corpus of this run, from the config.yaml its trainer wrote (a checkpoint's own stored
+    data config is not obeyed by rosettamt-evaluate); None when the run has no config.yaml."""
+    from omegaconf import OmegaConf
+
+    from rosettamt.config import DataConfig, from_dict
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
+    data = from_dict(DataConfig, OmegaConf.to_container(OmegaConf.load(path).data))
+    data.download = False
+    return data
+
+
+def score_on_split(ckpt: Path, split: str, beam: int, lp: float, data: Any, data_dir: str | None,
                    out_dir: Path, threads: int) -> Dict[str, Any]:
     from rosettamt.config import DecodeConfig, MetricConfig, Strategy
     from rosettamt.evaluate import evaluate
@@ -29,7 +44,7 @@ def score_on_split(ckpt: Path, split: str, beam: int, lp: float, data_dir: str |
     decode = DecodeConfig(strategy=Strategy.beam if beam > 1 else Strategy.greedy, beam_size=beam,
                           length_penalty=lp)
     (result,) = evaluate(ckpt, splits=[split], decode=decode, metric=MetricConfig(paper_protocol=True),
-                         data_dir=data_dir, output_dir=out_dir, device="auto",
+                         data=data, data_dir=data_dir, output_dir=out_dir, device="auto",
                          progress=False)
     return {"bleu": result.bleu, "paper_bleu": result.paper_bleu, "chrf": result.chrf}
 
@@ -55,6 +70,7 @@ def main(argv: List[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     windows: Dict[int, Dict[str, Any]] = {}
+    data = run_data_config(args.run_dir)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         for k in sorted(set(args.last)):
@@ -65,7 +81,8 @@ def main(argv: List[str] | None = None) -> int:
                 continue
             ckpt = tmp_dir / f"last{k}.pt"
             save_checkpoint(average_checkpoints(paths), ckpt)
-            windows[k] = score_on_split(ckpt, args.split, args.beam, 1.0, args.data_dir, tmp_dir, args.threads)
+            windows[k] = score_on_split(ckpt, args.split, args.beam, 1.0, data, args.data_dir, tmp_dir,
+                                        args.threads)
             windows[k]["checkpoints"] = [p.name for p in paths]
             print(f"last={k:<3d} {args.split} BLEU {windows[k]['bleu']:.2f}", file=sys.stderr, flush=True)
         if not windows:
@@ -76,7 +93,7 @@ def main(argv: List[str] | None = None) -> int:
         for lp in sorted(set(args.length_penalty)):
             penalties[lp] = (windows[best_k] if lp == 1.0 else
                              score_on_split(tmp_dir / f"last{best_k}.pt", args.split, args.beam, lp,
-                                            args.data_dir, tmp_dir, args.threads))
+                                            data, args.data_dir, tmp_dir, args.threads))
             print(f"length_penalty={lp:<4} {args.split} BLEU {penalties[lp]['bleu']:.2f}", file=sys.stderr,
                   flush=True)
     best_lp = max(penalties, key=lambda lp: penalties[lp]["bleu"])

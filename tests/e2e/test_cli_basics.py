@@ -47,12 +47,13 @@ def test_unknown_key_is_rejected_by_hydra_before_anything_runs(tmp_path):
     assert "max_stepz" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_evaluate_names_data_dir_when_given_a_data_key(tmp_path):
-    """evaluate's data config is null until a checkpoint fills it; data.dir=... must not end in a traceback."""
-    res = run([sys.executable, "-m", "rosettamt.evaluate", "checkpoint=x.pt", "data.dir=corpus"], tmp_path)
+def test_evaluate_takes_data_keys_as_typed_for_training(tmp_path):
+    """evaluate's data node is null (a checkpoint only says which language pair), yet data.dir=... (the
+    spelling of data_dir= that training uses) and other data.* keys are taken, not a traceback."""
+    res = run([sys.executable, "-m", "rosettamt.evaluate", "checkpoint=x.pt", "data.dir=corpus",
+               "+data.files.test=[a,b]"], tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip() == ("rosettamt: error: data.dir=corpus: the data config comes from the checkpoint; "
-                                  "point at a moved corpus with data_dir=PATH")
+    assert res.stderr.strip() == "rosettamt: error: checkpoint=x.pt: no such file"
 
 
 def test_multirun_sweeps_into_outputs_multirun(toy_files, tmp_path):

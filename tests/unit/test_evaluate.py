@@ -81,19 +81,24 @@ def test_paper_protocol_lowercases_and_moses_tokenizes_both_sides():
     assert paper["paper_signature"].startswith("multi30k-paper") and "tok:none" in paper["paper_signature"]
 
 
-def test_splits_from_the_checkpoint_data_config_written_next_to_it(ckpt, toy_files, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the stored data config caches under a relative data/cache
+def test_splits_of_named_files_written_next_to_the_checkpoint(ckpt, toy_files, tmp_path, monkeypatch):
+    """The files come from the caller (data.files.SPLIT=...), the language pair from the checkpoint."""
+    monkeypatch.chdir(tmp_path)
     local = tmp_path / "run" / "best.pt"
     local.parent.mkdir()
     shutil.copy(ckpt, local)
-    results = evaluate(local, splits=["test", "val"], decode=GREEDY, device="cpu", progress=False)
+    files = [f"files.{s}=[{toy_files[s][0]},{toy_files[s][1]}]" for s in ("test", "val")]
+    results = evaluate(local, splits=["test", "val"], data_overrides=files, decode=GREEDY, device="cpu",
+                       progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the corpus cache was a temporary folder
     assert [r.name for r in results] == ["test", "val"]
     for r, split in zip(results, ["test", "val"]):
         assert Path(r.hyp_file) == local.parent / f"best.{split}.greedy.hyp.tgt"
         assert read_lines(r.ref_file) == read_lines(toy_files[split][1])
         assert (local.parent / f"best.{split}.greedy.scores.json").is_file()
         assert r.sentences == 100 and r.bleu > 10
-    by_split = evaluate_splits(local, None, ["val"], GREEDY, MetricConfig(), "cpu", output_dir=tmp_path / "x")
+    data = DataConfig(source="files", src_lang="src", tgt_lang="tgt", files=toy_files, cache_dir=str(tmp_path / "c"))
+    by_split = evaluate_splits(local, data, ["val"], GREEDY, MetricConfig(), "cpu", output_dir=tmp_path / "x")
     assert by_split["val"]["bleu"] == pytest.approx(results[1].bleu)
     assert (tmp_path / "x" / "best.val.greedy.hyp.tgt").is_file()
 

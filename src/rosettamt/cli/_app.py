@@ -1,38 +1,68 @@
-"""The one decorator every command uses: Hydra app + typed config + one-line errors."""
+"""The one decorator every command uses: Hydra app + typed config + one-line errors + clean stops.
+
+Every way a command can end is decided here: a UserError is one line ``rosettamt: error: ...``
+and exit status 2; Ctrl-C (SIGINT) is one line and 130; SIGTERM is one line and 143 (the
+trainer first saves last.pt, see rosettamt/train/interrupt.py). Temp files are removed on the
+way out (rosettamt.atomic), so no stop leaves a half-written file in place of a good one.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from types import FrameType
+from typing import Any, Callable, List, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from rosettamt.atomic import check_creatable
 from rosettamt.config import register_schemas, to_object
-from rosettamt.errors import UserError
+from rosettamt.errors import Interrupted, UserError
 from rosettamt.paths import config_dir
 
 register_schemas()
 
-
-def reject_overrides(argv: List[str], rejected: Dict[str, str]) -> None:
-    """One-line error for overrides of keys under a node that is null by default (Hydra answers
-    those with an AssertionError traceback): ``rejected`` maps a key prefix to what to use instead."""
-    for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("+~")
-        for prefix, instead in rejected.items():
-            if key.startswith(prefix):
-                print(f"rosettamt: error: {arg}: {instead}", file=sys.stderr)
-                sys.exit(2)
+ArgvFilter = Callable[[List[str]], List[str]]
 
 
-def hydra_command(config_name: str, rejected: Optional[Dict[str, str]] = None
+def check_run_dir(argv: List[str], config_name: str) -> None:
+    """Before Hydra creates the run directory (hydra.run.dir=, or the config's outputs/...): a path
+    through a regular file or an unwritable folder is one line here instead of Hydra's traceback."""
+    if any(arg.startswith("-") for arg in argv):  # --help, --cfg, -m: Hydra's own modes
+        return
+    given = [arg.split("=", 1)[1] for arg in argv if arg.split("=", 1)[0].lstrip("+") == "hydra.run.dir"]
+    if given:
+        check_creatable(Path(given[-1]), "hydra.run.dir")
+        return
+    raw = OmegaConf.to_container(OmegaConf.load(config_dir() / f"{config_name}.yaml"), resolve=False)
+    default = str(raw.get("hydra", {}).get("run", {}).get("dir", "."))  # type: ignore[union-attr]
+    prefix = default.split("${", 1)[0]  # outputs/${now:...} -> outputs/
+    if prefix not in ("", ".", "./"):
+        check_creatable(Path(prefix), f"hydra.run.dir={default} (the default)")
+
+
+def _terminate(signum: int, frame: Optional[FrameType]) -> None:
+    raise Interrupted(signum)
+
+
+def _fail(message: str, status: int) -> None:
+    print(f"rosettamt: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def hydra_command(config_name: str, argv_filter: Optional[ArgvFilter] = None
                   ) -> Callable[[Callable[[Any, Path], Any]], Callable[[], None]]:
-    """Turn ``run(cfg: <schema dataclass>, run_dir: Path)`` into a Hydra console script."""
+    """Turn ``run(cfg: <schema dataclass>, run_dir: Path)`` into a Hydra console script.
+
+    ``argv_filter`` may take arguments out of the command line before Hydra reads it
+    (rosettamt-evaluate's ``data.*`` overrides).
+    """
 
     def wrap(run: Callable[[Any, Path], Any]) -> Callable[[], None]:
         @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
@@ -44,20 +74,29 @@ def hydra_command(config_name: str, rejected: Optional[Dict[str, str]] = None
                 run(cfg, run_dir)
             except UserError as err:
                 logging.getLogger("rosettamt").debug("user error", exc_info=True)
-                print(f"rosettamt: error: {err}", file=sys.stderr)
-                sys.exit(2)
-            except KeyboardInterrupt:
-                print("rosettamt: interrupted", file=sys.stderr)
-                sys.exit(130)
-
-        if not rejected:
-            return _main
+                _fail(f"error: {err}", 2)
+            except OSError as err:  # the last resort: a file the code did not check first
+                if err.filename is None:
+                    raise
+                logging.getLogger("rosettamt").debug("unchecked OSError", exc_info=True)
+                _fail(f"error: {err.filename}: {err.strerror or err}", 2)
 
         @functools.wraps(_main)
-        def _checked() -> None:
-            reject_overrides(sys.argv[1:], rejected)
-            _main()
+        def _command() -> None:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, _terminate)  # a clean stop: `finally` blocks run, one line
+            try:
+                if argv_filter is not None:
+                    sys.argv[1:] = argv_filter(sys.argv[1:])
+                check_run_dir(sys.argv[1:], config_name)
+                _main()
+            except UserError as err:
+                _fail(f"error: {err}", 2)
+            except Interrupted as err:
+                _fail(str(err), err.exit_status)
+            except KeyboardInterrupt:
+                _fail("interrupted", 130)
 
-        return _checked
+        return _command
 
     return wrap

@@ -11,19 +11,22 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from rosettamt.atomic import atomic_write_text, writable_dir
 from rosettamt.checkpoint import load_for_inference, resolve_checkpoint
-from rosettamt.config import CT2Config, DataConfig, DecodeConfig, MetricConfig, Strategy, from_dict
+from rosettamt.config import CT2Config, DataConfig, DecodeConfig, MetricConfig, Strategy
 from rosettamt.device import resolve_device
 from rosettamt.errors import UserError
-from rosettamt.evaluate.inputs import read_lines, split_texts
+from rosettamt.evaluate.corpus_config import corpus_config, override_keys, read_splits
+from rosettamt.evaluate.inputs import read_lines
 from rosettamt.evaluate.scoring import score
 from rosettamt.search import translate_ids
+from rosettamt.search.translate_ids import check_lengths
 
 log = logging.getLogger("rosettamt.evaluate")  # the name log lines carried before the split
 
@@ -95,19 +98,21 @@ def translate_texts(model, tokenizer, texts: Sequence[str], cfg: DecodeConfig, d
 def evaluate_texts(model, tokenizer, src: Sequence[str], refs: Sequence[str], name: str,
                    out_prefix: Path, decode: DecodeConfig, metric: MetricConfig, device,
                    tgt_lang: str, progress: bool = False) -> EvalResult:
-    """Decode src, write ``{out_prefix}.hyp`` / ``.ref`` / ``.json``, score against refs."""
+    """Decode src, write ``{out_prefix}.hyp`` / ``.ref`` / ``.json``, score against refs.
+
+    Each file is written whole or not at all (temp file + rename): a stopped run leaves the old one.
+    """
     hyps, seconds, tokens = translate_texts(model, tokenizer, src, decode, device, progress)
     refs = [r.rstrip() for r in refs]  # as the sacrebleu CLI reads a file
     hyp_file, ref_file = Path(f"{out_prefix}.hyp.{tgt_lang}"), Path(f"{out_prefix}.ref.{tgt_lang}")
-    hyp_file.parent.mkdir(parents=True, exist_ok=True)
-    hyp_file.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    ref_file.write_text("".join(r + "\n" for r in refs), encoding="utf-8")
+    atomic_write_text(hyp_file, "".join(h + "\n" for h in hyps))
+    atomic_write_text(ref_file, "".join(r + "\n" for r in refs))
     scores = score(hyps, refs, tgt_lang, metric.paper_protocol)
     seconds = max(seconds, 1e-9)
     result = EvalResult(name=name, sentences=len(hyps), hyp_file=str(hyp_file), ref_file=str(ref_file),
                         decode=decode_tag(decode, model), seconds=seconds, sentences_per_s=len(hyps) / seconds,
                         tokens_per_s=tokens / seconds, **scores)
-    Path(f"{out_prefix}.scores.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(Path(f"{out_prefix}.scores.json"), json.dumps(result.to_dict(), indent=1) + "\n")
     return result
 
 
@@ -120,6 +125,7 @@ def evaluate(
     ref_file: Optional[str | Path] = None,
     data: Optional[DataConfig] = None,
     data_dir: Optional[str | Path] = None,
+    data_overrides: Sequence[str] = (),
     decode: Optional[DecodeConfig] = None,
     metric: Optional[MetricConfig] = None,
     output_dir: Optional[str | Path] = None,
@@ -131,10 +137,12 @@ def evaluate(
 ) -> List[EvalResult]:
     """Score a checkpoint (or a run's best one) on corpus splits, or on a src_file/ref_file pair.
 
-    The corpus comes from ``data`` or else the data config stored in the checkpoint (``data_dir``
-    replaces its directory, for a corpus that moved since training). Files go to
-    output_dir or next to the checkpoint: ``{ckpt}.{split}.{greedy|beamK}.hyp.{lang}``, ``.ref``
-    and ``.scores.json``.
+    The corpus comes from ``data`` (the caller's own config, used as given), or else from what
+    the user names (``data_dir``, ``data_overrides``: ``key=value`` as typed after ``data.``)
+    on top of the few safe fields of the checkpoint's stored config: a checkpoint never makes
+    this read a path, fetch a URL or write a cache the user did not give (corpus_config.py).
+    Files go to output_dir or next to the checkpoint: ``{ckpt}.{split}.{greedy|beamK}.hyp.{lang}``,
+    ``.ref`` and ``.scores.json``; the folder is checked before any work is done.
     """
     decode, metric = decode or DecodeConfig(), metric or MetricConfig()
     if (src_file is None) != (ref_file is None):
@@ -147,18 +155,16 @@ def evaluate(
         checkpoint = resolve_model_dir(checkpoint, run_dir, model_dir, decode)
     else:
         checkpoint = resolve_checkpoint(checkpoint, run_dir)
+    out_dir = writable_dir(Path(output_dir) if output_dir is not None else checkpoint.parent,
+                           "output_dir" if output_dir is not None else "output_dir (default: the checkpoint's folder)")
     dev = resolve_device(device)
     if ct2_backend:  # an engine and the export's rosettamt.json (its "config" holds the data config)
         ct2 = ct2 or CT2Config()
         model, tokenizer, ckpt = CT2Engine.load(checkpoint, str(device), ct2.compute_type, ct2.threads)
     else:
         model, tokenizer, ckpt = load_for_inference(checkpoint, dev, decode.precision)
-    stored_data = data is None
-    if data is None:
-        data = from_dict(DataConfig, ckpt.get("config", {}).get("data", {}))
-    if data_dir is not None:
-        data = replace(data, dir=str(data_dir))
-    out_dir = Path(output_dir) if output_dir is not None else checkpoint.parent
+    check_lengths(decode, int(model.cfg.max_positions))
+    data, from_checkpoint = corpus_config(ckpt, checkpoint, data, data_dir, data_overrides)
     tag = decode_tag(decode, model)
 
     if src_file is not None:
@@ -168,14 +174,7 @@ def evaluate(
             raise UserError(f"src_file={src_path} has {len(src)} lines but ref_file={ref_path} has {len(refs)}")
         jobs = {src_path.name: (src, refs)}
     else:
-        try:
-            jobs = split_texts(data, list(splits))
-        except UserError as err:
-            if not stored_data:
-                raise
-            raise UserError(f"{err} (this is the data config stored in {checkpoint.name}; replace it with "
-                            f"data_dir=DIR, or e.g. +data=multi30k data.dir=DIR data.src_lang={data.src_lang} "
-                            f"data.tgt_lang={data.tgt_lang})") from None
+        jobs = read_splits(data, list(splits), checkpoint, from_checkpoint, override_keys(data_overrides))
 
     results = []
     for name, (src, refs) in jobs.items():

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from rosettamt.config import DecodeConfig, Strategy, check_decode
 from rosettamt.data.packing import longest_first
 from rosettamt.data.tokenizer import EOS_ID, PAD_ID
+from rosettamt.errors import UserError
 from rosettamt.search.beam import beam_search
 from rosettamt.search.greedy import greedy_search
 from rosettamt.search.hypothesis import Hypothesis
@@ -37,12 +38,21 @@ def search_batch(model: nn.Module, src: torch.Tensor, src_mask: torch.Tensor,
     )
 
 
+def check_lengths(cfg: DecodeConfig, max_positions: int, prefix: str = "decode.") -> None:
+    """A min_len the model cannot generate (its decoder has max_positions positions, BOS
+    included) is a mistake, not a request to run every sentence to its length limit."""
+    if cfg.min_len >= max_positions:
+        raise UserError(f"{prefix}min_len={cfg.min_len} must be below the model's max_positions={max_positions}")
+
+
 def translate_ids(
     model: nn.Module, src_ids: Sequence[Sequence[int]], cfg: DecodeConfig, device, progress: bool = False
 ) -> List[List[Hypothesis]]:
     """Decode many sources (piece ids, no EOS): length-sorted batches, hypotheses in input order."""
     check_decode(cfg)
     max_positions = getattr(getattr(model, "cfg", None), "max_positions", None)
+    if max_positions:
+        check_lengths(cfg, max_positions)
     sources: List[List[int]] = []
     for i, ids in enumerate(src_ids):
         seq = list(ids) + [EOS_ID]  # same convention as training: source = pieces + [EOS]
