@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -88,8 +89,10 @@ def test_train_cli_writes_the_run_directory_and_prints_test_scores(toy_files, ca
     chosen = report["chosen"]
     assert report["windows"][str(chosen["last"])]["bleu"] == max(w["bleu"] for w in report["windows"].values())
     assert f"rosettamt-average run_dir=outputs/myrun last={chosen['last']}" in tune.stdout
+    val_src, val_tgt = toy_files["val"]  # the corpus is named here: evaluate does not read a checkpoint's paths
     ev = _run(_cmd("cli.evaluate", "checkpoint=outputs/myrun/checkpoints/step0000040.pt", "split=[val]",
-                   "decode=beam", "decode.beam_size=2", "output_dir=ev"), cwd=tmp_path)
+                   f"data.files.val=[{val_src},{val_tgt}]", "decode=beam", "decode.beam_size=2", "output_dir=ev"),
+              cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr[-2000:]
     (scores,) = (json.loads(p.read_text()) for p in (tmp_path / "ev").glob("*.scores.json"))
     assert report["windows"]["1"]["bleu"] == pytest.approx(scores["bleu"])
@@ -103,31 +106,63 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
         time.sleep(0.02)
 
 
-def test_sigkill_then_resume_ends_bit_identical_to_the_uninterrupted_run(toy_files, cache, tmp_path):
-    """The same seeded run twice: once straight through, once killed with SIGKILL mid-training and resumed."""
-    steps = 150
-    args = toy_overrides(toy_files, cache, f"trainer.max_steps={steps}", "trainer.save_every=7",
+STEPS = 150
+SIGNALS = (signal.SIGKILL, signal.SIGINT, signal.SIGTERM)
+
+
+def test_kill_or_signal_then_resume_ends_bit_identical_to_the_uninterrupted_run(toy_files, cache, tmp_path):
+    """The same seeded run (dropout, periodic saves, validations) straight through, and stopped at a random
+    step by SIGKILL, Ctrl-C (SIGINT) and SIGTERM, then resumed; the runs go side by side.
+
+    SIGKILL loses the steps since the last save; SIGINT / SIGTERM finish the step, save it to last.pt,
+    log the command that resumes, exit 130 / 143. Every resumed run ends bit-identical to the straight one.
+    """
+    args = toy_overrides(toy_files, cache, f"trainer.max_steps={STEPS}", "trainer.save_every=7",
                          "trainer.val_every=20", "trainer.log_every=10", "model.dropout=0.1")
     full = subprocess.Popen(_cmd("train", *args, "hydra.run.dir=full"), cwd=tmp_path, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    victim = subprocess.Popen(_cmd("train", *args, "hydra.run.dir=victim"), cwd=tmp_path, env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(tmp_path / "victim" / "checkpoints" / "last.pt", victim)
-    time.sleep(random.Random(0).uniform(0.1, 0.4))  # somewhere after the first checkpoint, maybe mid-write
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait() == -signal.SIGKILL
-    killed_at = load_checkpoint(tmp_path / "victim" / "checkpoints" / "last.pt")["step"]
-    assert 0 < killed_at < steps, "the run finished before it was killed; nothing was tested"
-
-    resumed = _run(_cmd("train", *args, "hydra.run.dir=victim", "trainer.resume=true"), cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resumed from" in (tmp_path / "victim" / "train.log").read_text()
+    victims = {sig: subprocess.Popen(_cmd("train", *args, f"hydra.run.dir={sig.name}"), cwd=tmp_path, env=ENV,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for sig in SIGNALS}
+    delays = {sig: random.uniform(0.0, 0.5) for sig in SIGNALS}  # after the first checkpoint: a random step
+    for sig, victim in victims.items():
+        _wait_for(tmp_path / sig.name / "checkpoints" / "last.pt", victim)  # training is under way
+        time.sleep(delays[sig])
+        victim.send_signal(sig)
+    resumed = {}
+    for sig, victim in victims.items():
+        _, err = victim.communicate(timeout=300)
+        run = tmp_path / sig.name
+        stopped = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+        assert 0 < stopped < STEPS, f"{sig.name}: the run ended before the signal; nothing was tested"
+        assert not list((run / "checkpoints").glob(".*.tmp"))
+        if sig == signal.SIGKILL:
+            assert victim.returncode == -signal.SIGKILL
+            command = ["rosettamt-train", *args, f"hydra.run.dir={sig.name}", "trainer.resume=true"]
+        else:
+            assert victim.returncode == 128 + sig, (delays[sig], err[-3000:])
+            verb = "interrupted" if sig == signal.SIGINT else "terminated"
+            assert "Traceback" not in err
+            assert err.strip().splitlines()[-1].startswith(f"rosettamt: {verb} ({sig.name}) after step {stopped};")
+            log = (run / "train.log").read_text()
+            assert f"{sig.name}: stopped after step {stopped} " in log  # the state of that very step is saved
+            assert not (run / "results.json").exists()  # no test evaluation after a signal
+            command = shlex.split(log.split("resume with: ", 1)[1].splitlines()[0])
+            assert command[-2:] == [f"hydra.run.dir={sig.name}", "trainer.resume=true"]
+        assert command[0] == "rosettamt-train"
+        resumed[sig] = (stopped, subprocess.Popen(_cmd("train", *command[1:]), cwd=tmp_path, env=ENV,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     assert full.wait(timeout=900) == 0
     a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
-    b = load_checkpoint(tmp_path / "victim" / "checkpoints" / "last.pt")
-    assert a["step"] == b["step"] == steps
-    assert a["model"].keys() == b["model"].keys()
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # bit-identical
-    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
-    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
-    assert not list((tmp_path / "victim" / "checkpoints").glob(".*.tmp"))
+    for sig, (stopped, proc) in resumed.items():
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-3000:]
+        run = tmp_path / sig.name
+        assert f"resumed from {run / 'checkpoints' / 'last.pt'} at step {stopped}" in (run / "train.log").read_text()
+        b = load_checkpoint(run / "checkpoints" / "last.pt")
+        assert a["step"] == b["step"] == STEPS
+        assert a["model"].keys() == b["model"].keys()
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), sig.name  # bit-identical
+        sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa), sig.name
+        assert not list((run / "checkpoints").glob(".*.tmp"))

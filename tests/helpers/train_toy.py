@@ -59,3 +59,32 @@ def ddp_worker(rank: int, world: int, port: int, cfg, run_dir: str, out_dir: str
     result = train(cfg, Path(run_dir), on_batch=lambda step, b: seen.append(b.indices.tolist()))
     torch.save({"batches": seen, "model": result.model.state_dict(), "step": result.step},
                Path(out_dir) / f"rank{rank}.pt")
+
+
+def ddp_signal_worker(rank: int, world: int, port: int, cfg, run_dir: str, out_dir: str, signal_rank: int,
+                      signal_step: int) -> None:
+    """One rank of a gloo run in which rank ``signal_rank`` alone gets SIGTERM during step ``signal_step``;
+    saves the step it stopped after and its exit status."""
+    import signal
+
+    import torch
+
+    from rosettamt.errors import Interrupted
+    from rosettamt.train.loop import train
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+    steps: List[int] = []
+
+    def hook(step: int, batch) -> None:
+        steps.append(step)
+        if rank == signal_rank and step == signal_step:
+            signal.raise_signal(signal.SIGTERM)
+
+    try:
+        train(cfg, Path(run_dir), on_batch=hook)
+        status = 0
+    except Interrupted as err:
+        status = err.exit_status
+    torch.save({"status": status, "last_step": max(steps)}, Path(out_dir) / f"rank{rank}.pt")

@@ -11,7 +11,6 @@ import contextlib
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -24,6 +23,7 @@ from rosettamt.data.batching import Batch, collate_rows
 from rosettamt.device import autocast, autocast_dtype, resolve_device, set_threads
 from rosettamt.model import count_parameters
 from rosettamt.train import distributed as D
+from rosettamt.train.interrupt import STOP_REASONS, StopSignals, interrupted, reason
 from rosettamt.train.logfile import train_log
 from rosettamt.train.loss import LossFn, label_smoothed_loss
 from rosettamt.train.meter import ThroughputMeter
@@ -34,22 +34,12 @@ from rosettamt.train.report import finish_run
 from rosettamt.train.resume import restore, resume_path, snapshot
 from rosettamt.train.rng import seed_everything, set_rng_state
 from rosettamt.train.setup import build_model, build_sampler, check_options, prepare_run_data
-from rosettamt.train.state import TrainState
+from rosettamt.train.state import TrainResult, TrainState
 from rosettamt.train.validate import validate
 
 log = logging.getLogger("rosettamt.train")
 
 BatchHook = Callable[[int, Batch], None]
-
-
-@dataclass
-class TrainResult:
-    model: nn.Module  # the trained weights (plain module, not DDP / compiled)
-    step: int
-    epoch: int
-    stop_reason: str
-    best_checkpoint: Optional[Path] = None
-    results: Dict[str, Any] = field(default_factory=dict)  # test split -> scores (rank 0)
 
 
 class Trainer:
@@ -104,6 +94,7 @@ class Trainer:
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if self.tc.compile:
             self.train_model = torch.compile(self.train_model, dynamic=True)
+        self.signals = StopSignals(self.dist.enabled)  # SIGINT / SIGTERM: stop after the step, save last.pt
         if rng_state is not None:  # last: nothing after this may draw random numbers before step 1
             set_rng_state(rng_state)
 
@@ -141,31 +132,33 @@ class Trainer:
         progress = Progress(tc, state.step, enabled=self.dist.is_main)
         # A resumed run whose time is already spent stops before taking a step, like an uninterrupted one.
         stop = self._time_up() if tc.max_time > 0 else ""
-        with progress:
-            while not stop:
-                if tc.max_steps > 0 and state.step >= tc.max_steps:
-                    stop = "max_steps"
-                    break
-                micro = list(itertools.islice(stream, self.cfg.optim.accum_steps))
-                if len(micro) < self.cfg.optim.accum_steps:  # trainer.max_epochs reached
-                    stop = "max_epochs"
-                    break
-                self.train_step(micro)
-                progress.update(state.step)
-                boundary = state.step % tc.log_every == 0
-                if boundary:
+        with self.signals:  # from here SIGINT / SIGTERM only ask to stop after the step
+            with progress:
+                while not stop:
+                    if tc.max_steps > 0 and state.step >= tc.max_steps:
+                        stop = "max_steps"
+                        break
+                    micro = list(itertools.islice(stream, self.cfg.optim.accum_steps))
+                    if len(micro) < self.cfg.optim.accum_steps:  # trainer.max_epochs reached
+                        stop = "max_epochs"
+                        break
+                    self.train_step(micro)
+                    progress.update(state.step)
+                    boundary = state.step % tc.log_every == 0
+                    if boundary:
+                        self._log_window(progress)
+                    with self.meter.paused():  # tokens/s counts training time only
+                        if tc.val_every > 0 and state.step % tc.val_every == 0:
+                            stop = self._validate_and_save(periodic=self._save_step())
+                            boundary = True
+                        elif self._save_step():
+                            self._save(last=True, periodic=True)
+                    if not stop and tc.max_time > 0 and (boundary or not self.dist.enabled):
+                        stop = self._time_up()  # every step alone; at log/val steps with DDP (a collective)
+                    stop = reason(self.signals.poll()) or stop  # every step on every rank (collective)
+                if self.meter.steps > 0:  # the steps since the last log line
                     self._log_window(progress)
-                with self.meter.paused():  # tokens/s counts training time only
-                    if tc.val_every > 0 and state.step % tc.val_every == 0:
-                        stop = self._validate_and_save(periodic=self._save_step())
-                        boundary = True
-                    elif self._save_step():
-                        self._save(last=True, periodic=True)
-                if not stop and tc.max_time > 0 and (boundary or not self.dist.enabled):
-                    stop = self._time_up()  # every step alone; at log/val steps with DDP (a collective)
-            if self.meter.steps > 0:  # the steps since the last log line
-                self._log_window(progress)
-        return self._finish(stop or "max_steps")
+            return self._finish(stop or "max_steps")
 
     def train_step(self, micro: List[Batch]) -> None:
         """One optimizer step over the micro-batches (gradient accumulation); advances ``state.step``."""
@@ -272,13 +265,18 @@ class Trainer:
     # ---- the end -----------------------------------------------------------------------------
 
     def _finish(self, stop: str) -> TrainResult:
-        """Validate and save the last step, average, pick the best checkpoint, score the test splits."""
-        state, tc = self.state, self.tc
+        """Validate and save the last step, average, pick the best checkpoint, score the test splits.
+        After a signal: save last.pt as it is (no validation), say how to resume, raise Interrupted."""
+        state, tc, by_signal = self.state, self.tc, stop in STOP_REASONS
         log.info("stopping at step %d (epoch %.2f): %s", state.step, state.epoch + self._epoch_fraction(), stop)
-        if state.step > 0 and state.val_step != state.step and tc.val_every > 0:
+        if state.step > 0 and state.val_step != state.step and tc.val_every > 0 and not by_signal:
             self._validate_and_save(periodic=True, final=True)
         elif state.step > 0 and state.saved_step != state.step:
-            self._save(last=True, periodic=True)
+            self._save(last=True, periodic=not by_signal)  # no step*.pt that an uninterrupted run lacks
+        signum = self.signals.poll()  # a signal during the final validation stops here too
+        if signum:
+            raise interrupted(signum, state, state.epoch + self._epoch_fraction(), self.run_dir, self.outputs,
+                              self.dist.world_size)
         result = TrainResult(model=self.model, step=state.step, epoch=state.epoch, stop_reason=stop)
         if self.dist.is_main:
             result.best_checkpoint, result.results = finish_run(self.cfg, self.outputs, state, self._validate,

@@ -1,4 +1,5 @@
-"""The counters of a training run: what a checkpoint's ``step``, ``epoch`` and ``trainer`` entries hold.
+"""The counters of a training run: what a checkpoint's ``step``, ``epoch`` and ``trainer`` entries hold;
+and :class:`TrainResult`, what a finished run returns.
 
 Kept apart from the Trainer so that resuming is one ``load_state_dict`` and the checkpoint
 format is written in one place (old checkpoints must keep resuming).
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Optional
+
+from torch import nn
 
 
 @dataclass
@@ -67,3 +71,13 @@ class TrainState:
         self.bad_validations = int(t["bad_validations"])
         self.elapsed_before, self.val_step = float(t["elapsed"]), int(t["val_step"])
         self.started = None
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the trained weights (plain module, not DDP / compiled)
+    step: int
+    epoch: int
+    stop_reason: str
+    best_checkpoint: Optional[Path] = None
+    results: Dict[str, Any] = field(default_factory=dict)  # test split -> scores (rank 0)
