@@ -17,6 +17,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from rosettamt.atomic import atomic_open
+
 MAX_INCHES = 30.0  # very long sentences get smaller fonts, not ever larger images
 
 
@@ -106,8 +108,8 @@ def plot_attention(
                 fig.suptitle(title, fontsize=fontsize + 2)
             fig.tight_layout()
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, format="png")
+            with atomic_open(path) as f:  # a stopped run leaves no half-written PNG
+                fig.savefig(f, format="png")
         finally:
             mpl_log.setLevel(level)
     return path

@@ -51,9 +51,9 @@ def run(cfg: TranslateConfig) -> None:
     checkpoint = model_from_config(cfg)
     interactive = cfg.input is None and cfg.output is None and sys.stdin.isatty()
     lines: List[str] = []
-    if not interactive:  # check input and output before spending time on the model
+    if not interactive:  # check output and input before spending time on the model
+        output_path(cfg)  # first: an output that is the input is refused before it is read
         lines = read_input(cfg)
-        output_path(cfg)
     from rosettamt.device import setup_allocator
     from rosettamt.translate.translator import Translator
 
@@ -69,14 +69,11 @@ def run(cfg: TranslateConfig) -> None:
     if interactive:
         Prompt(translator, settings).run()
         return
-    out = open_output(cfg)
     try:
-        translate_stream(translator, lines, out, settings, progress=sys.stderr.isatty())
+        with open_output(cfg) as out:  # output=FILE appears only once complete
+            translate_stream(translator, lines, out, settings, progress=sys.stderr.isatty())
     except BrokenPipeError:  # e.g. `| head`: the reader left, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    finally:
-        if out is not sys.stdout:
-            out.close()
     if cfg.output is not None:
         log.info("wrote %d translations to %s", len(lines), cfg.output)

@@ -6,11 +6,14 @@ line ends only at \\n (or \\r\\n), so there is always one output line per input 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, TextIO
+from typing import TYPE_CHECKING, Iterator, List, Optional, TextIO
 
+from rosettamt.atomic import atomic_open, unwritable_reason
 from rosettamt.config import TranslateConfig
 from rosettamt.errors import UserError
 
@@ -53,26 +56,51 @@ def read_input(cfg: TranslateConfig) -> List[str]:
 
 
 def output_path(cfg: TranslateConfig) -> Optional[Path]:
-    """``output=FILE`` once its folder is known to exist (checked before the model loads); None: stdout."""
+    """``output=FILE``, checked before anything is read or loaded: its folder exists and may be
+    written, it is not a folder, and it is not the input (the same file, through links too: writing
+    it would destroy the input). None: stdout."""
     if cfg.output is None:
         return None
     path = Path(cfg.output).expanduser()
-    if not path.parent.is_dir():
+    if not path.parent.exists():
         raise UserError(f"output={cfg.output}: directory {Path(cfg.output).parent} does not exist")
+    if path.is_dir():
+        raise UserError(f"output={cfg.output} is a directory; give a file name")
+    reason = unwritable_reason(path.parent)  # a regular file on the way, a read-only folder
+    if reason:
+        raise UserError(f"output={cfg.output}: {reason}")
+    if path.exists() and _is_input(cfg, path):
+        raise UserError(f"output={cfg.output} is the input file{f' (input={cfg.input})' if cfg.input else ''}; "
+                        "writing it would destroy the input: choose another output")
     return path
 
 
-def open_output(cfg: TranslateConfig) -> TextIO:
-    """The stream translations go to: ``output=FILE`` (UTF-8, \\n line ends) or stdout in UTF-8."""
+def _is_input(cfg: TranslateConfig, path: Path) -> bool:
+    """Same file (device and inode) as input=, or as the file stdin reads."""
+    out = os.stat(path)
+    if cfg.input is not None:
+        source = Path(cfg.input).expanduser()
+        return source.exists() and os.path.samefile(source, path)
+    try:
+        stdin = os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdin (closed, or replaced by a test)
+        return False
+    return (stdin.st_dev, stdin.st_ino) == (out.st_dev, out.st_ino)
+
+
+@contextlib.contextmanager
+def open_output(cfg: TranslateConfig) -> Iterator[TextIO]:
+    """Where translations go: stdout in UTF-8, or ``output=FILE`` (UTF-8, \\n line ends) written as
+    a temp file beside it that replaces it only when every line is written; on an error or a
+    signal the temp file is removed and an older FILE stays as it was."""
     path = output_path(cfg)
     if path is None:
         if hasattr(sys.stdout, "reconfigure"):
             sys.stdout.reconfigure(encoding="utf-8")  # whatever the locale says
-        return sys.stdout
-    try:
-        return open(path, "w", encoding="utf-8", newline="\n")
-    except OSError as err:
-        raise UserError(f"output={cfg.output}: {err.strerror}") from None
+        yield sys.stdout
+        return
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        yield f
 
 
 def format_nbest(line_number: int, candidates: List["Candidate"]) -> List[str]:

@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from rosettamt.atomic import atomic_open, atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +36,7 @@ class MetricsLog:
             return
         keep = [line for line in self.path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and _step_of(line) <= step]
-        self.path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))  # killed now: the old file stays
 
     def write(self, record: Dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
@@ -92,6 +94,9 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Optional[Path]:
     for ax in (ax_loss, ax_bleu):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_open(Path(out_path)) as f:  # a reader never sees half a PNG
+            fig.savefig(f, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return Path(out_path)

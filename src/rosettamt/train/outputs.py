@@ -10,6 +10,7 @@ from typing import Any, Dict
 from omegaconf import OmegaConf
 
 from rosettamt import config as C
+from rosettamt.atomic import atomic_write_text, writable_dir
 from rosettamt.train.metrics import MetricsLog, plot_curves
 from rosettamt.train.saver import CheckpointSaver
 from rosettamt.train.state import TrainState
@@ -27,9 +28,8 @@ class RunOutputs:
     """
 
     def __init__(self, cfg: C.TrainConfig, run_dir: Path, ckpt_dir: Path, data: Any, step: int) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(C.to_dict(cfg)), encoding="utf-8")
+        self.run_dir = writable_dir(Path(run_dir), "hydra.run.dir")
+        atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(C.to_dict(cfg)))
         self.metrics = MetricsLog(self.run_dir)
         self.saver = CheckpointSaver(ckpt_dir, cfg.trainer.keep_best, cfg.trainer.average_last)
         if step > 0:

@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from rosettamt.atomic import atomic_write_text
 from rosettamt.checkpoint import LAST, find_best_checkpoint
 from rosettamt.config import TrainConfig
 from rosettamt.train.average import ScoreFn, average_at_end
@@ -41,7 +42,7 @@ def evaluate_test_splits(checkpoint: Path, cfg: TrainConfig, run_dir: Path,
         log.warning("none of the test splits %s exists for this corpus; nothing evaluated", cfg.data.test_splits)
         return {}
     payload = {"checkpoint": str(checkpoint), "decode": cfg.decode.strategy.value, "splits": results}
-    (Path(run_dir) / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    atomic_write_text(Path(run_dir) / "results.json", json.dumps(payload, indent=1))
     table = format_table(results)
     print(f"\ntest scores of {checkpoint.name} ({cfg.decode.strategy.value} decoding):\n{table}", flush=True)
     log.info("test scores of %s: %s", checkpoint,  # the table went to stdout; one line for train.log
