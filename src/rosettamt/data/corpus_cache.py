@@ -18,6 +18,9 @@ from typing import Callable, Iterable, Iterator
 from datasets import Dataset, Features, Value
 from datasets.arrow_writer import ArrowWriter
 
+from rosettamt.atomic import atomic_write_text, writable_dir
+from rosettamt.errors import UserError
+
 FORMAT = "rosettamt-corpus-1"  # bump when the cleaning rules change: invalidates the cache
 FEATURES = Features({"src": Value("string"), "tgt": Value("string")})
 CHUNK = 10_000  # pairs per Arrow record batch
@@ -45,7 +48,7 @@ def materialize(split: str, key: str, pairs: Pairs, root: Path) -> tuple[Dataset
     if arrow.is_file() and meta.is_file():  # meta is written last: its presence means complete
         stats = SplitStats(**json.loads(meta.read_text(encoding="utf-8")))
         return Dataset.from_file(str(arrow), split=split), stats
-    root.mkdir(parents=True, exist_ok=True)
+    writable_dir(root, "data.cache_dir")
     tmp = root / f".{key}.{os.getpid()}.tmp"
     kept = dropped = 0
     try:
@@ -64,12 +67,14 @@ def materialize(split: str, key: str, pairs: Pairs, root: Path) -> tuple[Dataset
                     kept += len(src)
             writer.finalize()
         os.replace(tmp, arrow)
+    except OSError as err:  # a full disk: one line naming the file (the cache holds no half file)
+        if err.filename not in (None, str(tmp)):  # about another file (an input): not ours to rename
+            raise
+        raise UserError(f"cannot write the corpus cache {arrow}: {err.strerror or err}") from None
     finally:
         tmp.unlink(missing_ok=True)
     stats = SplitStats(pairs=kept, dropped_empty=dropped)
-    meta_tmp = root / f".{key}.{os.getpid()}.json"
-    meta_tmp.write_text(json.dumps(asdict(stats)), encoding="utf-8")
-    os.replace(meta_tmp, meta)
+    atomic_write_text(meta, json.dumps(asdict(stats)))
     return Dataset.from_file(str(arrow), split=split), stats
 
 

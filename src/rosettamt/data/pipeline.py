@@ -13,6 +13,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
+from rosettamt.atomic import writable_dir
 from rosettamt.config import DataConfig, TokenizerConfig
 from rosettamt.data.batching import encode_splits
 from rosettamt.data.corpus import load_corpus_with_stats
@@ -66,7 +67,7 @@ def prepare_data(data_cfg: DataConfig, tok_cfg: TokenizerConfig, seed: int = 1) 
     ``seed`` is the run's seed, accepted so that callers pass their whole config; every data
     step is deterministic (the tokenizer's sentence sampling follows ``tokenizer.seed``).
     """
-    cache_dir = Path(data_cfg.cache_dir)
+    cache_dir = writable_dir(Path(data_cfg.cache_dir), "data.cache_dir")  # before any work is done
     corpus, corpus_stats = load_corpus_with_stats(data_cfg)
     tokenizer, hit = train_or_load(corpus[data_cfg.train_split], tok_cfg, data_cfg, cache_dir)
     ids = encode_splits(corpus, tokenizer, data_cfg, cache_dir)

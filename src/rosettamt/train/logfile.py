@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Iterator, Optional
 
+from rosettamt.atomic import writable_dir
+
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's own job log format
 
 
@@ -20,6 +22,7 @@ def log_to_file(run_dir: Path, is_main: bool) -> Optional[logging.Handler]:
     if not is_main:
         logger.setLevel(logging.WARNING)
         return None
+    writable_dir(Path(run_dir), "hydra.run.dir")  # before any work: a run that cannot save is one line now
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
     target = (Path(run_dir) / "train.log").resolve()
@@ -27,7 +30,6 @@ def log_to_file(run_dir: Path, is_main: bool) -> Optional[logging.Handler]:
         for h in lg.handlers:
             if isinstance(h, logging.FileHandler) and Path(h.baseFilename).resolve() == target:
                 return None
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(target, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
     logger.addHandler(handler)
