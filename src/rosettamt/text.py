@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import List
+from typing import Any, List
 
 # A sentence ends at . ! ? ; … followed by a space, or right after a CJK full stop.
 _SENTENCE_END = re.compile(r"(?<=[.!?;…])\s+|(?<=[。！？])\s*")
@@ -35,3 +35,16 @@ def clean_text(text: str) -> str:
 def split_sentences(text: str) -> List[str]:
     """Split a (cleaned) line into sentences; together they hold all of the line's text."""
     return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
+
+
+def check_texts(items: Any) -> List[str]:
+    """``items`` as a list of strings, or a TypeError naming the first item that is not one (its index
+    and type): a number, bytes or None is a caller's mistake, not an empty line to translate."""
+    if isinstance(items, (bytes, bytearray)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"expected a string or a sequence of strings, got {type(items).__name__}")
+    texts = list(items)
+    for i, item in enumerate(texts):
+        if not isinstance(item, str):
+            raise TypeError(f"item {i} is {type(item).__name__}, not str: translate takes strings "
+                            "(decode bytes first; None is not an empty line)")
+    return texts

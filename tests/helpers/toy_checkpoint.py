@@ -75,3 +75,26 @@ def toy_checkpoint(toy_files: Dict[str, List[str]], tmp_path_factory) -> Path:
     if "path" not in _BUILT:
         _BUILT["path"] = build_toy_checkpoint(toy_files, tmp_path_factory.mktemp("toy_run"))
     return _BUILT["path"]
+
+
+def other_tokenizer_checkpoint(ckpt: Path, out_dir: Path) -> Path:
+    """The toy checkpoint with another tokenizer of the same vocabulary size (trained on upper-cased
+    text): same shapes, so only the tokenizer's content tells the two apart."""
+    from datasets import Dataset
+
+    from rosettamt.checkpoint import load_checkpoint, save_checkpoint
+    from rosettamt.config import DataConfig, TokenizerConfig
+    from rosettamt.data.tokenizer import train_or_load
+
+    state = load_checkpoint(ckpt)
+    files = state["config"]["data"]["files"]
+    src, tgt = ([line.upper() for line in read_lines(p)] for p in files["train"])
+    data_cfg = DataConfig(source="files", src_lang="src", tgt_lang="tgt", files=files)
+    tok, _ = train_or_load(Dataset.from_dict({"src": src, "tgt": tgt}), TokenizerConfig(vocab_size=150), data_cfg,
+                           out_dir / "cache")
+    assert (tok.src_vocab_size, tok.tgt_vocab_size) == (state["model_config"]["src_vocab_size"],
+                                                        state["model_config"]["tgt_vocab_size"])
+    state["tokenizer"] = tok.state_dict()
+    path = out_dir / "other_tokenizer.pt"
+    save_checkpoint(state, path)
+    return path

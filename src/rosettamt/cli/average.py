@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rosettamt.atomic import unwritable_reason
 from rosettamt.cli._app import hydra_command
 from rosettamt.config import AverageConfig
 from rosettamt.errors import UserError
@@ -38,6 +39,10 @@ def main(cfg: AverageConfig, run_dir: Path) -> None:
         raise UserError("with inputs=[...] give output=PATH for the averaged checkpoint")
     if output.resolve() in {p.resolve() for p in paths}:
         raise UserError(f"output={output} is one of the inputs; choose another path")
+    if output.is_dir():
+        raise UserError(f"output={output} is a directory; give a file name")
+    if unwritable_reason(output.parent):  # checked before anything is loaded
+        raise UserError(f"output={output}: {unwritable_reason(output.parent)}")
     averaged = average_checkpoints(paths)
     save_checkpoint(averaged, output)
     log.info("averaged %d checkpoints (%s) -> %s", len(paths), ", ".join(str(p) for p in paths), output)

@@ -11,6 +11,7 @@ from torch import nn
 
 from rosettamt.checkpoint import (AVERAGED, TRAINING_KEYS, checkpoint_dir, config_mismatch, load_checkpoint,
                                   read_index, save_checkpoint)
+from rosettamt.checkpoint.model_state import check_weights, stored_model_config, stored_tokenizer
 from rosettamt.config import ModelConfig
 from rosettamt.errors import UserError
 from rosettamt.model import Seq2SeqTransformer
@@ -44,8 +45,11 @@ def select_checkpoints(run_dir: Path, last: int = 0, best: int = 0) -> List[Path
 
 
 def average_checkpoints(paths: Sequence[Path]) -> Dict[str, Any]:
-    """A checkpoint whose weights are the element-wise mean of ``paths`` (same model config required).
+    """A checkpoint whose weights are the element-wise mean of ``paths``.
 
+    Every input is checked as a checkpoint from elsewhere (stored config, weight shapes,
+    tokenizer), and all must share the model config and the tokenizer (by content): the mean
+    of weights trained for different vocabularies is no model. A mismatch names the two files.
     Floating-point tensors are summed in float64 and cast back; other tensors (integer
     buffers) are taken from the last checkpoint. Training state is not carried over.
     """
@@ -53,17 +57,23 @@ def average_checkpoints(paths: Sequence[Path]) -> Dict[str, Any]:
         raise UserError("no checkpoints to average")
     total: Dict[str, torch.Tensor] = {}
     first: Dict[str, Any] = {}
+    first_tokenizer = ""
     for i, path in enumerate(paths):
         ckpt = load_checkpoint(path)
         for key in TRAINING_KEYS:  # optimizer state etc. is not averaged: drop it early
             ckpt.pop(key, None)
+        check_weights(ckpt, stored_model_config(ckpt, path), path)
+        tokenizer = stored_tokenizer(ckpt, path).content_hash
         if i == 0:
-            first = ckpt
+            first, first_tokenizer = ckpt, tokenizer
         else:
             diff = config_mismatch(first["model_config"], ckpt["model_config"])
             if diff or set(ckpt["model"]) != set(total):
                 raise UserError(f"cannot average {paths[0]} and {path}: different models "
                                 f"({'; '.join(diff) or 'different parameter names'})")
+            if tokenizer != first_tokenizer:
+                raise UserError(f"cannot average {paths[0]} and {path}: their tokenizers differ (content hash "
+                                f"{first_tokenizer[:12]} != {tokenizer[:12]}), so their weights mean different pieces")
         for name, tensor in ckpt["model"].items():
             if tensor.is_floating_point():
                 acc = tensor.to(torch.float64)

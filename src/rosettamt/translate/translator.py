@@ -25,7 +25,7 @@ import torch
 from rosettamt.config import DecodeConfig, Strategy, resolve_decode
 from rosettamt.device import resolve_device
 from rosettamt.errors import UserError
-from rosettamt.text import clean_text, split_sentences
+from rosettamt.text import check_texts, clean_text, split_sentences
 from rosettamt.translate.attention import check_attention_layer, cross_attention, token_labels
 from rosettamt.translate.nbest import AttendedCandidate, Candidate, join_nbest
 
@@ -112,8 +112,13 @@ class Translator:
         strategy: Optional[Union[str, Strategy]] = None,
         **overrides: object,
     ) -> DecodeConfig:
-        """This translator's DecodeConfig with per-call changes (see :func:`rosettamt.config.resolve_decode`)."""
-        return resolve_decode(self.decode, beam_size, nbest, strategy, **overrides)
+        """This translator's DecodeConfig with per-call changes (see :func:`rosettamt.config.resolve_decode`),
+        checked against this model too (a min_len it cannot generate is refused)."""
+        from rosettamt.search.translate_ids import check_lengths
+
+        cfg = resolve_decode(self.decode, beam_size, nbest, strategy, **overrides)
+        check_lengths(cfg, int(self.engine.cfg.max_positions), prefix="")
+        return cfg
 
     def max_source_pieces(self, cfg: Optional[DecodeConfig] = None) -> int:
         """Longest source (in subword pieces) whose source and output both fit max_positions.
@@ -144,6 +149,7 @@ class Translator:
         A single string counts as a list of one. With nbest == 1 the result is a list of
         strings; with nbest > 1 a list of n-best lists of ``Candidate(text, score)``, best
         first. Other keyword arguments override DecodeConfig fields (length_penalty, ...).
+        An item that is not a string (a number, bytes, None) is a TypeError naming its index.
         """
         lines = self.translate_nbest(sentences, beam_size, nbest, strategy, progress, **decode_overrides)
         return [cands[0].text for cands in lines] if nbest == 1 else lines
@@ -161,6 +167,7 @@ class Translator:
         list of one with nbest == 1): for callers that show the score of the 1-best too (the server)."""
         if isinstance(sentences, str):
             sentences = [sentences]
+        sentences = check_texts(sentences)
         cfg = self.decode_config(beam_size, nbest, strategy, **decode_overrides)
         texts = [clean_text(s) for s in sentences]
         segments, spans = self._segment(texts, cfg)
