@@ -101,3 +101,13 @@ def test_average_refuses_different_tokenizers_and_models_naming_both_files(ckpt,
     save_checkpoint(changed, tmp_path / "changed.pt")
     with pytest.raises(UserError, match=rf"cannot average {ckpt} and {tmp_path / 'changed.pt'}: different models"):
         average_checkpoints([ckpt, tmp_path / "changed.pt"])
+
+
+def test_train_refuses_a_min_len_the_model_cannot_generate_before_any_data_work(toy_files, tmp_path):
+    from helpers.train_toy import compose_train, toy_overrides
+    from rosettamt.train.loop import train
+
+    cfg = compose_train(toy_overrides(toy_files, tmp_path / "cache", "decode.min_len=100000"))
+    with pytest.raises(UserError, match="decode.min_len=100000 must be below the model's max_positions"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "cache").exists()

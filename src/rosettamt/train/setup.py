@@ -10,6 +10,7 @@ from rosettamt import config as C
 from rosettamt.data.batching import TokenBatchSampler, lengths
 from rosettamt.errors import UserError
 from rosettamt.model import Seq2SeqTransformer
+from rosettamt.search.translate_ids import check_lengths
 from rosettamt.train import distributed as D
 
 
@@ -20,6 +21,7 @@ def check_options(cfg: C.TrainConfig) -> None:
     should fail now, not after hours of training.
     """
     C.check_train(cfg)  # ranges of every number (optim, dropouts, batch size, stop condition, decode.*)
+    check_lengths(cfg.decode, cfg.model.max_positions)  # a decode.min_len the model cannot generate
 
 
 def prepare_run_data(cfg: C.TrainConfig, dist: D.DistInfo) -> Any:
