@@ -45,7 +45,8 @@ def offline(ckpt):
 def server(ckpt):
     srv = start_server(ckpt, f"serve.max_chars={MAX_CHARS}", f"serve.max_sentences={MAX_SENTENCES}")
     yield srv
-    assert srv.stop() == 0, srv.log
+    assert srv.stop(signal.SIGINT) == 0, srv.log  # Ctrl-C ends it as cleanly as SIGTERM (tested below)
+    assert "SIGINT: no new requests" in srv.log
 
 
 @pytest.fixture(scope="module")
