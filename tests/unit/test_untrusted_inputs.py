@@ -111,3 +111,16 @@ def test_train_refuses_a_min_len_the_model_cannot_generate_before_any_data_work(
     with pytest.raises(UserError, match="decode.min_len=100000 must be below the model's max_positions"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "cache").exists()
+
+
+def test_what_a_checkpoint_says_about_itself_reaches_banners_only_when_sane(ckpt, tmp_path):
+    from rosettamt.checkpoint.model_state import stored_info
+    from rosettamt.translate import Translator
+
+    state = load_checkpoint(ckpt)
+    state.update(config=[1], step="7; rm -rf", val_bleu=[3])
+    save_checkpoint(state, tmp_path / "odd.pt")
+    assert Translator.from_checkpoint(tmp_path / "odd.pt", device="cpu").checkpoint_info == {
+        "src_lang": None, "tgt_lang": None, "step": None, "val_bleu": None}
+    assert stored_info({"config": {"data": {"src_lang": "\x1b[2Jen", "tgt_lang": "de"}}, "step": 5}) == {
+        "src_lang": None, "tgt_lang": "de", "step": 5, "val_bleu": None}

@@ -113,6 +113,23 @@ def stored_tokenizer(ckpt: Dict[str, Any], path: Union[Path, str]) -> Any:
         raise UserError(f"checkpoint {path}: {err}") from None
 
 
+def stored_info(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+    """What a checkpoint says about itself for banners and the server (src_lang, tgt_lang, step,
+    val_bleu), each None unless it has a sane type: it may be someone else's file, and a language
+    code with terminal escapes or a step that is a list must not reach a screen or an API."""
+    config = ckpt.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    data = data if isinstance(data, dict) else {}
+
+    def code(value: Any) -> Optional[str]:
+        return value if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 32 else None
+
+    step, bleu = ckpt.get("step"), ckpt.get("val_bleu")
+    return {"src_lang": code(data.get("src_lang")), "tgt_lang": code(data.get("tgt_lang")),
+            "step": step if isinstance(step, int) and not isinstance(step, bool) else None,
+            "val_bleu": float(bleu) if isinstance(bleu, (int, float)) and not isinstance(bleu, bool) else None}
+
+
 def load_for_inference(path: Path, device: Any, precision: str = "fp32") -> Tuple[Any, Any, Dict[str, Any]]:
     """(model in eval mode on ``device``, tokenizer, checkpoint dict) from one checkpoint file;
     precision (decode.precision: fp32, bf16 or auto) is the dtype the weights are cast to.

@@ -73,14 +73,13 @@ class Translator:
     ) -> "Translator":
         """Load a checkpoint file (or the best checkpoint of a run directory) once."""
         from rosettamt.checkpoint import load_for_inference, resolve_checkpoint
+        from rosettamt.checkpoint.model_state import stored_info
 
         path = Path(path).expanduser()
         path = resolve_checkpoint(run_dir=path) if path.is_dir() else resolve_checkpoint(checkpoint=path)
         dev = resolve_device(device)
         model, tok, ckpt = load_for_inference(path, dev, (decode or DecodeConfig()).precision)
-        data_cfg = (ckpt.get("config") or {}).get("data") or {}
-        info = {"src_lang": data_cfg.get("src_lang"), "tgt_lang": data_cfg.get("tgt_lang"),
-                "step": ckpt.get("step"), "val_bleu": ckpt.get("val_bleu")}
+        info = stored_info(ckpt)  # only sane values: the file may come from anywhere
         return cls(model, tok, decode=decode, device=dev, checkpoint_path=path, checkpoint_info=info)
 
     @classmethod
