@@ -48,13 +48,17 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give SIGINT / SIGTERM their previous handlers back (again: no-op)."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.signum is not None:  # the second one: abort now, whatever the loop is doing
-            self.__exit__()
+            self.release()
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             raise Interrupted(signum, f"terminated ({signal.Signals(signum).name}, a second signal: aborted at once)")

@@ -277,6 +277,7 @@ class Trainer:
         if signum:
             raise interrupted(signum, state, state.epoch + self._epoch_fraction(), self.run_dir, self.outputs,
                               self.dist.world_size)
+        self.signals.release()  # the last step is saved: a signal during the test evaluation stops at once
         result = TrainResult(model=self.model, step=state.step, epoch=state.epoch, stop_reason=stop)
         if self.dist.is_main:
             result.best_checkpoint, result.results = finish_run(self.cfg, self.outputs, state, self._validate,
