@@ -3,6 +3,7 @@ should, the length penalty decides as its formula says, input order, empty lines
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -429,9 +430,11 @@ def test_lengths_fit_the_model_positions(strategy):
     """Learned positions stop at max_positions: long sources are cut, outputs capped, nothing fails."""
     model = random_model(0, positions="learned", max_positions=16)
     srcs = [list(range(4, 30)) * 2, [5]]  # 52 pieces: longer than the model can read
-    cfg = DecodeConfig(strategy=strategy, beam_size=3, max_len_a=3.0, max_len_b=5, min_len=100)
+    cfg = DecodeConfig(strategy=strategy, beam_size=3, max_len_a=3.0, max_len_b=5, min_len=15)
     hyps = translate_ids(model, srcs, cfg, "cpu")
     assert [len(h[0].tokens) for h in hyps] == [15, 11]  # min_len capped by max_len: 15, 3 * (1 + EOS) + 5
+    with pytest.raises(UserError, match="min_len=100 must be below the model's max_positions=16"):
+        translate_ids(model, srcs, dataclasses.replace(cfg, min_len=100), "cpu")  # no output can be that long
 
 
 @pytest.mark.parametrize("option,value", [("beam_size", 0), ("nbest", 0), ("max_tokens", 0), ("min_len", -1)])
