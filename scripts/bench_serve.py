@@ -190,7 +190,7 @@ def main() -> None:
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads of the server (and offline)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--max-wait-ms", type=float, default=0.0, help="serve.max_wait_ms (0, the server's default)")
     p.add_argument("--max-batch-tokens", type=int, default=2048)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
