@@ -8,11 +8,10 @@ several tokens of different lengths: a random model's output (often EOS at once)
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any, Dict, List
 
-from helpers.toy_checkpoint import read_lines
+from helpers.toy_checkpoint import read_lines, train_and_save
 
 # name -> (joint vocabulary, ModelConfig overrides)
 VARIANTS: Dict[str, tuple] = {
@@ -33,13 +32,10 @@ _BUILT: Dict[str, Path] = {}
 def train_variant(toy_files: Dict[str, List[str]], out_dir: Path, joint: bool, steps: int = 120,
                   seed: int = 0, **model: Any) -> Path:
     """Train a d_model=32 toy model with these ModelConfig fields; save it as a rosettamt checkpoint."""
-    import torch
     from datasets import Dataset
 
-    from rosettamt.checkpoint import save_checkpoint
-    from rosettamt.config import DataConfig, ModelConfig, TokenizerConfig, TrainConfig, from_dict, to_dict
-    from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_or_load
-    from rosettamt.model import Seq2SeqTransformer
+    from rosettamt.config import DataConfig, ModelConfig, TokenizerConfig, from_dict
+    from rosettamt.data.tokenizer import PAD_ID, train_or_load
 
     src, tgt = (read_lines(p) for p in toy_files["train"])
     data_cfg = DataConfig(source="files", src_lang="src", tgt_lang="tgt", files=toy_files)
@@ -49,35 +45,7 @@ def train_variant(toy_files: Dict[str, List[str]], out_dir: Path, joint: bool, s
                   max_positions=64, src_vocab_size=tok.src_vocab_size, tgt_vocab_size=tok.tgt_vocab_size,
                   joint_vocab=tok.joint, pad_id=PAD_ID, **model)
     model_cfg = from_dict(ModelConfig, fields)
-    torch.manual_seed(seed)
-    net = Seq2SeqTransformer(model_cfg)
-    src_ids, tgt_ids = tok.encode_src(src), tok.encode_tgt(tgt)
-
-    def pad(rows: List[List[int]]) -> torch.Tensor:
-        out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = torch.tensor(r)
-        return out  # (B, T)
-
-    opt = torch.optim.Adam(net.parameters(), lr=5e-3, betas=(0.9, 0.98))
-    rng = random.Random(seed)
-    net.train()
-    for _ in range(steps):
-        rows = rng.sample(range(len(src)), 64)
-        s = pad([src_ids[i] + [EOS_ID] for i in rows])  # (B, S)
-        t_in = pad([[BOS_ID] + tgt_ids[i] for i in rows])  # (B, T)
-        t_out = pad([tgt_ids[i] + [EOS_ID] for i in rows])  # (B, T)
-        logits = net(s, s != PAD_ID, t_in)  # (B, T, V)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), t_out.flatten(), ignore_index=PAD_ID)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
-    train_cfg = TrainConfig(data=data_cfg, tokenizer=tok_cfg, model=model_cfg)
-    path = out_dir / "checkpoints" / "last.pt"
-    save_checkpoint({"model": net.state_dict(), "model_config": to_dict(model_cfg), "config": to_dict(train_cfg),
-                     "tokenizer": tok.state_dict(), "step": steps, "epoch": 0, "val_bleu": None}, path)
-    return path
+    return train_and_save(model_cfg, tok, data_cfg, tok_cfg, src, tgt, out_dir, steps, seed, lr=5e-3)
 
 
 def variant_checkpoint(name: str, toy_files: Dict[str, List[str]], tmp_path_factory) -> Path:

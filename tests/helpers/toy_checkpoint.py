@@ -23,13 +23,10 @@ def read_lines(path: str) -> List[str]:
 def build_toy_checkpoint(toy_files: Dict[str, List[str]], out_dir: Path, steps: int = 150,
                          seed: int = 0) -> Path:
     """Train the tiny toy model and save it as <out_dir>/checkpoints/last.pt, as a trainer run would."""
-    import torch
     from datasets import Dataset
 
-    from rosettamt.checkpoint import save_checkpoint
-    from rosettamt.config import DataConfig, ModelConfig, TokenizerConfig, TrainConfig, to_dict
-    from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_or_load
-    from rosettamt.model import Seq2SeqTransformer
+    from rosettamt.config import DataConfig, ModelConfig, TokenizerConfig
+    from rosettamt.data.tokenizer import PAD_ID, train_or_load
 
     src, tgt = (read_lines(p) for p in toy_files["train"])
     data_cfg = DataConfig(source="files", src_lang="src", tgt_lang="tgt", files=toy_files)
@@ -38,6 +35,20 @@ def build_toy_checkpoint(toy_files: Dict[str, List[str]], out_dir: Path, steps: 
     model_cfg = ModelConfig(d_model=64, encoder_layers=2, decoder_layers=2, n_heads=4, d_ff=128, dropout=0.0,
                             max_positions=128, src_vocab_size=tok.src_vocab_size,
                             tgt_vocab_size=tok.tgt_vocab_size, joint_vocab=tok.joint, pad_id=PAD_ID)
+    return train_and_save(model_cfg, tok, data_cfg, tok_cfg, src, tgt, out_dir, steps, seed, lr=3e-3)
+
+
+def train_and_save(model_cfg, tok, data_cfg, tok_cfg, src: List[str], tgt: List[str], out_dir: Path, steps: int,
+                   seed: int, lr: float) -> Path:
+    """Adam on random 64-pair batches of the toy pair (teacher forcing, plain cross-entropy), then
+    save as <out_dir>/checkpoints/last.pt with the configs a trainer run would store."""
+    import torch
+
+    from rosettamt.checkpoint import save_checkpoint
+    from rosettamt.config import TrainConfig, to_dict
+    from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from rosettamt.model import Seq2SeqTransformer
+
     torch.manual_seed(seed)
     model = Seq2SeqTransformer(model_cfg)
     src_ids, tgt_ids = tok.encode_src(src), tok.encode_tgt(tgt)
@@ -48,7 +59,7 @@ def build_toy_checkpoint(toy_files: Dict[str, List[str]], out_dir: Path, steps: 
             out[i, : len(r)] = torch.tensor(r)
         return out  # (B, T)
 
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.9, 0.98))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     rng = random.Random(seed)
     model.train()
     for _ in range(steps):
@@ -62,7 +73,6 @@ def build_toy_checkpoint(toy_files: Dict[str, List[str]], out_dir: Path, steps: 
         loss.backward()
         opt.step()
     model.eval()
-
     train_cfg = TrainConfig(data=data_cfg, tokenizer=tok_cfg, model=model_cfg)
     path = out_dir / "checkpoints" / "last.pt"
     save_checkpoint({"model": model.state_dict(), "model_config": to_dict(model_cfg), "config": to_dict(train_cfg),
