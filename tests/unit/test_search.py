@@ -453,6 +453,7 @@ def test_beams_keep_moves_every_field_of_the_kept_sentences_together():
     beams.n_finished = torch.tensor([0, 1, 2])
     beams.keep(torch.tensor([2, 0]))
     assert beams.sentence.tolist() == [2, 0] and beams.max_len.tolist() == [7, 5]
+    assert beams.max_len_dev.tolist() == [7, 5]
     assert beams.min_len.tolist() == [3, 1] and beams.n_finished.tolist() == [2, 0]
     assert beams.scores.tolist() == [[-4.0, -5.0], [0.0, -1.0]]
     assert beams.prefix.tolist() == [list(range(16, 20)), list(range(20, 24)), list(range(0, 4)), list(range(4, 8))]

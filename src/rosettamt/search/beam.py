@@ -55,7 +55,7 @@ class Beams:
     """The working batch of beam search: B' unfinished sentences with kk live beams each.
 
     Per sentence (B',): ``sentence`` (its index in the input batch), ``max_len``/``min_len``
-    (CPU, for :func:`constrain`), ``n_finished`` and ``nth_best`` (the nbest-th best finished
+    (CPU, for :func:`constrain`; ``max_len_dev`` on the device), ``n_finished`` and ``nth_best`` (the nbest-th best finished
     score, -inf until there are nbest). Per beam, sentence-major (row = b * kk + j): ``prefix``
     (B'*kk, t+1) = BOS + tokens and ``scores`` (B', kk) cumulative log-probs.
     """
@@ -63,6 +63,7 @@ class Beams:
     sentence: Tensor  # (B',) CPU
     max_len: Tensor  # (B',) CPU
     min_len: Tensor  # (B',) CPU
+    max_len_dev: Tensor  # (B',) the same max_len on the device, copied once rather than every step
     n_finished: Tensor  # (B',) device
     nth_best: Tensor  # (B',) device, float
     prefix: Tensor  # (B'*kk, t+1) device
@@ -72,7 +73,7 @@ class Beams:
     def start(cls, max_len: Tensor, min_len: Tensor, device: torch.device) -> "Beams":
         """One beam per sentence holding BOS: the first step fans it out into k."""
         B = max_len.shape[0]
-        return cls(sentence=torch.arange(B), max_len=max_len, min_len=min_len,
+        return cls(sentence=torch.arange(B), max_len=max_len, min_len=min_len, max_len_dev=max_len.to(device),
                    n_finished=torch.zeros(B, dtype=torch.long, device=device),
                    nth_best=torch.full((B,), NEG_INF, device=device, dtype=torch.float64),
                    prefix=torch.full((B, 1), BOS_ID, dtype=torch.long, device=device),
@@ -143,7 +144,7 @@ def beam_search(
         new_scores = new_scores.masked_fill(new_tok == EOS_ID, NEG_INF)  # fewer than k non-EOS left
 
         # 3. Done sentences: k finished, max_len reached, or no live beam can still enter the n-best.
-        max_len_dev = beams.max_len.to(device)
+        max_len_dev = beams.max_len_dev
         future = torch.stack([torch.full_like(max_len_dev, t + 2), max_len_dev + 1])  # (2, B') lengths with EOS
         divisor = length_divisor(future, length_norm, length_penalty).max(dim=0).values  # (B',)
         best_live = new_scores.max(dim=1).values  # (B',) <= 0: a larger divisor is the best case
