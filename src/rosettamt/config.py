@@ -79,6 +79,15 @@ class Progress(Choice):
     log = "log"
 
 
+class Select(Choice):
+    """trainer.select: which end-of-run candidate is the run's model (train/select.py)."""
+
+    val_bleu = "val_bleu"  # the highest validation BLEU among the candidates; ties go to the simplest
+    best = "best"  # always the best single checkpoint by validation BLEU
+    average_last = "average_last"  # always the average of the last trainer.average_last checkpoints
+    average_best = "average_best"  # always the average of the best trainer.average_best checkpoints
+
+
 class Strategy(Choice):
     greedy = "greedy"
     beam = "beam"
@@ -209,6 +218,11 @@ class TrainerConfig:
     keep_best: int = 3
     patience: int = 0  # validations without BLEU improvement before stopping; 0 = off
     average_last: int = 0  # average the last N checkpoints at the end; 0 = off
+    average_best: int = 0  # average the best k checkpoints by val BLEU at the end (k <= keep_best); 0 = off
+    # the rule that picks the run's model among best single / average_last / average_best (Select)
+    select: Select = Select.val_bleu
+    # R-Drop: 2 dropout passes per batch + alpha * symmetric KL between them (train/objective.py); 0 = off
+    rdrop_alpha: float = 0.0
     resume: bool = False
     resume_from: Optional[str] = None
     evaluate_at_end: bool = True
@@ -410,6 +424,16 @@ def _check_ranges(prefix: str, obj: Any, rules: Dict[str, tuple]) -> None:
             raise UserError(f"{prefix}{name}={value} must be {where}")
 
 
+def check_selection(tc: TrainerConfig) -> None:
+    """trainer.average_best / trainer.select: the averages asked for can be made, a fixed pick is computed."""
+    if tc.average_best < 0 or tc.average_best == 1 or tc.average_best > max(tc.keep_best, 0):
+        raise UserError(f"trainer.average_best={tc.average_best} must be 0 (off) or 2..trainer.keep_best "
+                        f"(={tc.keep_best}): only the best keep_best checkpoints are kept")
+    if tc.select in (Select.average_last, Select.average_best) and getattr(tc, tc.select.value) < 2:
+        raise UserError(f"trainer.select={tc.select.value} needs trainer.{tc.select.value} >= 2 "
+                        f"(it is {getattr(tc, tc.select.value)})")
+
+
 def check_train(cfg: "TrainConfig") -> None:
     """Every number of a training config in its range, before any data is prepared or step taken
     (decode.* too: the run ends by decoding the test splits with them)."""
@@ -423,7 +447,9 @@ def check_train(cfg: "TrainConfig") -> None:
     _check_ranges("model.", cfg.model, {name: (0.0, 1.0, True, False)
                                         for name in ("dropout", "attn_dropout", "act_dropout")})
     # counters where 0 (or less) means "off" keep that meaning; these have no "off"
-    _check_ranges("trainer.", cfg.trainer, {"max_tokens": (1, None, True, False), "log_every": (1, None, True, False)})
+    _check_ranges("trainer.", cfg.trainer, {"max_tokens": (1, None, True, False), "log_every": (1, None, True, False),
+                                            "rdrop_alpha": (0.0, None, True, False)})
+    check_selection(cfg.trainer)
     if cfg.trainer.max_steps <= 0 and cfg.trainer.max_epochs <= 0 and cfg.trainer.max_time <= 0:
         raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
     check_decode(cfg.decode)

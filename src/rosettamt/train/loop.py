@@ -20,13 +20,14 @@ from torch import nn
 from rosettamt import config as C
 from rosettamt.checkpoint import CHECKPOINT_DIR, LAST
 from rosettamt.data.batching import Batch, collate_rows
-from rosettamt.device import autocast, autocast_dtype, resolve_device, set_threads
+from rosettamt.device import autocast_dtype, resolve_device, set_threads
 from rosettamt.model import count_parameters
 from rosettamt.train import distributed as D
 from rosettamt.train.interrupt import STOP_REASONS, StopSignals, interrupted, reason
 from rosettamt.train.logfile import train_log
 from rosettamt.train.loss import LossFn, label_smoothed_loss
 from rosettamt.train.meter import ThroughputMeter
+from rosettamt.train.objective import micro_batch_loss
 from rosettamt.train.optim import build_optimizer, build_scheduler
 from rosettamt.train.outputs import RunOutputs
 from rosettamt.train.progress import Progress
@@ -177,11 +178,10 @@ class Trainer:
             last = i == len(micro) - 1
             sync = self.train_model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
             with sync:
-                with autocast(self.device, self.amp):
-                    logits = self.train_model(b.src, b.src_mask, b.tgt_in, rows)  # (K, V); (B, T, V) if rows is None
-                loss, nll = self.loss_fn(logits, target, smoothing, pad)
-                (loss * scale).backward()
-            self.meter.add(loss, nll, batch.n_src_tokens, batch.n_tgt_tokens)
+                out = micro_batch_loss(self.train_model, b, rows, target, smoothing, pad, self.device, self.amp,
+                                       self.loss_fn, self.tc.rdrop_alpha)
+                (out.loss * scale).backward()
+            self.meter.add(out.ce, out.nll, batch.n_src_tokens, batch.n_tgt_tokens, out.kl)
         grad_norm = None
         if self.cfg.optim.clip_norm > 0:
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_norm)

@@ -61,3 +61,17 @@ def label_smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: f
         flat = flat.float()
     target = target.reshape(-1)  # (B*T,)
     return _SmoothedCrossEntropy.apply(flat, target, target != pad_id, float(smoothing))
+
+
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Sum over kept rows of KL(P_a || P_b) + KL(P_b || P_a), the R-Drop consistency term.
+
+    logits_a, logits_b: (N, V) from two dropout masks of the same batch; keep: (N,) bool. Uses
+    KL(p||q) + KL(q||p) = sum_j (p_j - q_j) (log p_j - log q_j): one product instead of two
+    KLs. Half-precision logits are scored in float32; autograd differentiates it.
+    """
+    if logits_a.dtype in (torch.float16, torch.bfloat16):
+        logits_a, logits_b = logits_a.float(), logits_b.float()
+    logp_a, logp_b = torch.log_softmax(logits_a, dim=-1), torch.log_softmax(logits_b, dim=-1)  # (N, V)
+    per_row = ((logp_a.exp() - logp_b.exp()) * (logp_a - logp_b)).sum(-1)  # (N,)
+    return torch.where(keep, per_row, torch.zeros_like(per_row)).sum()

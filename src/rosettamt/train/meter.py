@@ -21,6 +21,7 @@ class ThroughputMeter:
 
     loss: torch.Tensor  # summed label-smoothed loss of the interval (float64)
     nll: torch.Tensor  # summed NLL
+    kl: Optional[torch.Tensor]  # summed R-Drop consistency term (trainer.rdrop_alpha > 0), else None
     grad_norm: Optional[torch.Tensor]  # of the latest step, when clipping computed it
     src_tokens: int
     tgt_tokens: int
@@ -36,14 +37,18 @@ class ThroughputMeter:
         """Start a new interval now."""
         self.loss = torch.zeros((), dtype=torch.float64, device=self.device)
         self.nll = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.kl = None
         self.grad_norm = None
         self.src_tokens = self.tgt_tokens = self.steps = 0
         self.start = time.perf_counter()
 
-    def add(self, loss: torch.Tensor, nll: torch.Tensor, src_tokens: int, tgt_tokens: int) -> None:
-        """One micro-batch: its summed loss and NLL, and its non-padding token counts."""
+    def add(self, loss: torch.Tensor, nll: torch.Tensor, src_tokens: int, tgt_tokens: int,
+            kl: Optional[torch.Tensor] = None) -> None:
+        """One micro-batch: its summed loss and NLL (and R-Drop KL), and its non-padding token counts."""
         self.loss += loss.detach()
         self.nll += nll.detach()
+        if kl is not None:
+            self.kl = kl.detach().double() if self.kl is None else self.kl + kl.detach()
         self.src_tokens += src_tokens
         self.tgt_tokens += tgt_tokens
 
@@ -64,12 +69,13 @@ class ThroughputMeter:
 
     def summary(self) -> Dict[str, Any]:
         """Per-token loss / NLL / perplexity over all ranks, the grad norm, tokens/s and steps/s."""
-        sums = torch.stack([self.loss, self.nll,
-                            torch.tensor(float(self.tgt_tokens), dtype=torch.float64, device=self.device)])
-        loss, nll, tokens = D.all_reduce_sum(sums).tolist()
+        parts = [self.loss, self.nll, torch.tensor(float(self.tgt_tokens), dtype=torch.float64, device=self.device)]
+        if self.kl is not None:  # every rank has one or none: trainer.rdrop_alpha is the same everywhere
+            parts.append(self.kl)
+        loss, nll, tokens, *kl = D.all_reduce_sum(torch.stack(parts)).tolist()
         seconds = max(time.perf_counter() - self.start, 1e-9)
         tokens = max(tokens, 1.0)
-        return {
+        out = {
             "loss": loss / tokens,
             "nll": nll / tokens,
             "ppl": math.exp(min(nll / tokens, 50.0)),
@@ -78,3 +84,6 @@ class ThroughputMeter:
             "src_tok_per_s": self.src_tokens * self.world_size / seconds,  # every rank takes as many
             "steps_per_s": self.steps / seconds,
         }
+        if kl:  # R-Drop: per target token, before alpha; "loss"/"nll"/"ppl" stay the CE of alpha = 0
+            out["rdrop_kl"] = kl[0] / tokens
+        return out
