@@ -49,7 +49,8 @@ def write_index(ckpt_dir: Path, index: Dict[str, Any]) -> None:
 
 
 def find_best_checkpoint(run_dir: Path) -> Path:
-    """Best checkpoint of a run by validation BLEU (averaged one included), else ``last.pt``.
+    """The checkpoint the run's end-of-run rule picked (index "selected"); else the best by validation
+    BLEU (averaged one included); else ``last.pt``.
 
     A folder not written by the trainer is accepted if it holds ``best.pt`` or a single ``.pt`` file.
     """
@@ -58,6 +59,9 @@ def find_best_checkpoint(run_dir: Path) -> Path:
         return run_dir
     ckpt_dir = checkpoint_dir(run_dir)
     index = read_index(ckpt_dir)
+    selected = index.get("selected")  # what the run's end-of-run rule picked (trainer.select)
+    if selected and (ckpt_dir / selected["file"]).is_file():
+        return ckpt_dir / selected["file"]
     scored: List[Tuple[float, int, Path]] = []
     for entry in index["best"] + ([index["averaged"]] if index["averaged"] else []):
         if entry.get("bleu") is not None and (ckpt_dir / entry["file"]).is_file():

@@ -20,6 +20,8 @@ from rosettamt.train.state import TrainState
 
 log = logging.getLogger("rosettamt.train")
 
+AVERAGED_BEST = "averaged-best.pt"  # trainer.average_best
+
 ScoreFn = Callable[[nn.Module], Dict[str, float]]  # a model -> its validation scores
 
 
@@ -96,25 +98,29 @@ def average_checkpoints(paths: Sequence[Path]) -> Dict[str, Any]:
 
 
 def average_at_end(saver: CheckpointSaver, n: int, model_cfg: ModelConfig, device: torch.device, score: ScoreFn,
-                   state: TrainState) -> Optional[Dict[str, Any]]:
-    """trainer.average_last=n: write averaged.pt, the mean of the run's last n periodic checkpoints.
+                   state: TrainState, best: bool = False) -> Optional[Dict[str, Any]]:
+    """trainer.average_last=n: write averaged.pt, the mean of the run's last n periodic checkpoints;
+    with ``best`` (trainer.average_best=n) averaged-best.pt, the mean of the n best by val BLEU.
 
-    ``score`` validates the averaged model; its BLEU goes into the checkpoint and the index,
-    so that the best checkpoint of the run may be the averaged one. Returns the metrics
-    record, or None when fewer than two checkpoints were kept.
+    ``score`` validates the averaged model; its BLEU goes into the checkpoint and the index
+    (key "averaged" / "averaged_best"), so that the rule of train/select.py can weigh it against
+    the best single checkpoint. Returns the metrics record, or None when fewer than two
+    checkpoints were kept.
     """
-    paths = saver.periodic_paths()[-n:]
+    paths = saver.best_paths()[:n] if best else saver.periodic_paths()[-n:]
+    option, kind, file = (("average_best", "averaged_best", AVERAGED_BEST) if best
+                          else ("average_last", "averaged", AVERAGED))
     if len(paths) < 2:
-        log.warning("trainer.average_last=%d: only %d checkpoint(s) kept; nothing to average", n, len(paths))
+        log.warning("trainer.%s=%d: only %d checkpoint(s) kept; nothing to average", option, n, len(paths))
         return None
     avg = average_checkpoints(paths)
     model = Seq2SeqTransformer(model_cfg).to(device)
     model.load_state_dict(avg["model"])
     scores = score(model)
     avg["val_bleu"] = scores["bleu"]
-    save_checkpoint(avg, saver.dir / AVERAGED)
-    saver.set_averaged(AVERAGED, state.step, scores["bleu"], avg["averaged_from"])
+    save_checkpoint(avg, saver.dir / file)
+    saver.set_averaged(file, state.step, scores["bleu"], avg["averaged_from"], key=kind)
     log.info("averaged %d checkpoints (%s): val BLEU %.2f (best single %.2f)", len(paths),
              ", ".join(avg["averaged_from"]), scores["bleu"], state.best_bleu or 0.0)
-    return {"kind": "averaged", "step": state.step, **scores, "time": state.elapsed(),
+    return {"kind": kind, "step": state.step, **scores, "time": state.elapsed(),
             "sources": avg["averaged_from"]}

@@ -43,6 +43,7 @@ class CheckpointSaver:
             stale = [e for e in self.index[key] if e["step"] > step]
             self.index[key] = [e for e in self.index[key] if e["step"] <= step]
             self._remove(stale)
+        self.index["selected"] = None  # the end-of-run pick belongs to the run that ended; it is redone
         write_index(self.dir, self.index)
 
     def is_best(self, bleu: float) -> bool:
@@ -84,8 +85,14 @@ class CheckpointSaver:
         self._remove(stale)
         return [self.dir / n for n in names]
 
-    def set_averaged(self, file: str, step: int, bleu: Optional[float], sources: List[str]) -> None:
-        self.index["averaged"] = {"file": file, "step": step, "bleu": bleu, "sources": sources}
+    def set_averaged(self, file: str, step: int, bleu: Optional[float], sources: List[str],
+                     key: str = "averaged") -> None:
+        self.index[key] = {"file": file, "step": step, "bleu": bleu, "sources": sources}
+        write_index(self.dir, self.index)
+
+    def set_selected(self, entry: Optional[Dict[str, Any]]) -> None:
+        """The run's model as the end-of-run rule picked it (train/select.py); None forgets it."""
+        self.index["selected"] = entry
         write_index(self.dir, self.index)
 
     def _remove(self, entries: List[Dict[str, Any]]) -> None:

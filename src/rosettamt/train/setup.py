@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -22,6 +23,11 @@ def check_options(cfg: C.TrainConfig) -> None:
     """
     C.check_train(cfg)  # ranges of every number (optim, dropouts, batch size, stop condition, decode.*)
     check_lengths(cfg.decode, cfg.model.max_positions)  # a decode.min_len the model cannot generate
+    from rosettamt.train.report import metric_for_tests  # the end's test scoring: say now what it will lack
+
+    note = metric_for_tests(cfg)[1]
+    if note:
+        logging.getLogger("rosettamt.train").warning("%s; install it before the run ends", note)
 
 
 def prepare_run_data(cfg: C.TrainConfig, dist: D.DistInfo) -> Any:
