@@ -16,6 +16,7 @@ from rosettamt.text import split_sentences
 from rosettamt.translate import Candidate, Translator
 from rosettamt.translate.attention import check_attention_head, check_attention_layer
 from rosettamt.translate.nbest import join_nbest
+from rosettamt.translate.segment import segment
 from helpers.toy_checkpoint import read_lines
 
 
@@ -123,7 +124,7 @@ def test_long_line_is_split_with_one_warning(translator, toy_files, caplog):
     warnings = [r for r in caplog.records if "more than the model allows" in r.getMessage()]
     assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
     # every segment fits, and the whole line was translated rather than cut
-    segments, spans = translator._segment([line], translator.decode_config())
+    segments, spans = segment(translator.tokenizer, [line], translator.max_source_pieces())
     assert spans == [(0, len(segments))] and all(0 < len(s) <= limit for s in segments)
     assert sum(map(len, segments)) >= n_pieces * 0.95
     assert len(out.split()) > 0.5 * len(line.split())

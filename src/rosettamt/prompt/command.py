@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import TYPE_CHECKING, List
 
 from rosettamt.checkpoint import resolve_checkpoint
 from rosettamt.config import TranslateConfig
@@ -21,6 +21,9 @@ from rosettamt.prompt.pipe import translate_stream
 from rosettamt.prompt.plots import check_attention_settings
 from rosettamt.prompt.settings import Settings
 from rosettamt.prompt.streams import open_output, output_path, read_input
+
+if TYPE_CHECKING:
+    from rosettamt.translate.translator import Translator
 
 log = logging.getLogger("rosettamt.prompt")
 
@@ -45,6 +48,14 @@ def model_from_config(cfg: TranslateConfig) -> Path:
     return resolve_model_dir(cfg.checkpoint, cfg.run_dir, cfg.model_dir, cfg.decode)
 
 
+def choose_direction(translator: "Translator", settings: Settings) -> None:
+    """Check tgt_lang= / src_lang= against the model (a one-line error); a multilingual model's
+    settings then name the whole direction (the default one when neither was given)."""
+    src, tgt = translator.pick_direction(settings.src_lang, settings.tgt_lang)
+    if translator.multilingual:
+        settings.src_lang, settings.tgt_lang = src, tgt
+
+
 def run(cfg: TranslateConfig) -> None:
     """rosettamt-translate: interactive on a terminal, else translate all input lines."""
     settings = Settings.from_config(cfg)
@@ -64,6 +75,7 @@ def run(cfg: TranslateConfig) -> None:
     else:
         translator = Translator.from_checkpoint(checkpoint, device=cfg.device, decode=cfg.decode)
     check_attention_settings(translator, settings)
+    choose_direction(translator, settings)
     log.info("loaded %s on %s in %.1f s", translator.checkpoint_path, translator.device,
              time.perf_counter() - started)
     if interactive:

@@ -32,6 +32,8 @@ Type a sentence and press Enter to translate it. Commands:
   :attn on|off     save a cross-attention heatmap per sentence and show where each word looked
   :layer L         decoder layer whose attention is shown (-1 = last)
   :head H|mean|grid  one head, the mean over heads, or a grid of all heads
+  :tgt LANG        translate into LANG (a multilingual model; :tgt alone lists its directions)
+  :src LANG        translate from LANG (where the model knows several sources for the target)
   :settings        show the current settings
   :help            this text
   :quit            leave (Ctrl-D and Ctrl-C work too)"""
@@ -50,6 +52,7 @@ class Prompt:
             "beam": self._beam, "greedy": lambda _: self._beam("1"), "nbest": self._nbest,
             "attn": self._attn, "layer": self._layer, "head": self._head,
             "settings": self._show, "show": self._show,
+            "tgt": lambda arg: self._direction(arg, "tgt"), "src": lambda arg: self._direction(arg, "src"),
         }
 
     def run(self) -> None:
@@ -60,6 +63,8 @@ class Prompt:
         readline = self._setup_readline()
         info = self.translator.checkpoint_info
         pair = f"{info.get('src_lang', '?')} -> {info.get('tgt_lang', '?')}"
+        if self.translator.multilingual:
+            pair = f"{len(self.translator.directions)} directions"  # the settings name the current one
         print(f"rosettamt: {pair} ({self.settings.describe()}). "
               "Type a sentence; :help for commands, Ctrl-D to quit.", file=sys.stderr)
         try:
@@ -115,15 +120,16 @@ class Prompt:
         s = self.settings
         started = time.perf_counter()
         if s.show_attention:
-            text, path, view = AttentionPlotter(self.translator, s)(line)
+            text, path, view = AttentionPlotter(self.translator, s)(line)  # passes s.direction on
             print(text, flush=True)
             print(view, flush=True)
             print(f"attention plot: {path}", file=sys.stderr)
         elif s.nbest > 1:
-            for rank, c in enumerate(self.translator.translate([line], beam_size=s.beam_size, nbest=s.nbest)[0], 1):
+            cands = self.translator.translate([line], beam_size=s.beam_size, nbest=s.nbest, **s.direction)[0]
+            for rank, c in enumerate(cands, 1):
                 print(f"{rank}. ({c.score:.3f}) {c.text}", flush=True)
         else:
-            print(self.translator.translate([line], beam_size=s.beam_size)[0], flush=True)
+            print(self.translator.translate([line], beam_size=s.beam_size, **s.direction)[0], flush=True)
         log.debug("translated in %.3f s", time.perf_counter() - started)
 
     # commands: each takes the argument text and returns False to leave
@@ -184,6 +190,26 @@ class Prompt:
             return True
         self.settings.layer = value
         self._show("")
+        return True
+
+    def _direction(self, arg: str, side: str) -> bool:
+        """:tgt LANG / :src LANG: keep the other side where the model knows the new pair, else its default."""
+        known = ", ".join(f"{s}-{t}" for s, t in self.translator.directions)
+        if not arg:
+            print(f"this model translates {known}; :{side} LANG picks one", file=sys.stderr)
+            return True
+        s = self.settings
+        tries = [(arg, s.tgt_lang), (arg, None)] if side == "src" else [(s.src_lang, arg), (None, arg)]
+        errors = []
+        for src, tgt in tries:
+            try:
+                s.src_lang, s.tgt_lang = self.translator.pick_direction(src, tgt)
+                self._show("")
+                return True
+            except UserError as err:
+                errors.append(err)
+        # the clearer refusal: "does not translate into xx" for :tgt, "not trained to translate xx-yy" for :src
+        print(f":{side} {arg}: {errors[-1] if side == 'tgt' else errors[0]}", file=sys.stderr)
         return True
 
     def _head(self, arg: str) -> bool:

@@ -27,7 +27,7 @@ def translate_stream(translator: "Translator", lines: List[str], out: TextIO, se
         block = lines[start:start + BLOCK_LINES]
         if plotter is None or settings.nbest > 1:
             results = translator.translate(block, beam_size=settings.beam_size, nbest=settings.nbest,
-                                           progress=progress)
+                                           progress=progress, **settings.direction)
         else:
             results = []
         rows: List[str] = []

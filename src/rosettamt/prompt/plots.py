@@ -44,7 +44,7 @@ class AttentionPlotter:
 
         s = self.settings
         text, src, tgt, weights = self.translator.translate_with_attention(
-            sentence, layer=s.layer, beam_size=s.beam_size)
+            sentence, layer=s.layer, beam_size=s.beam_size, **s.direction)
         layer = s.layer % self.translator.n_decoder_layers
         which = "all heads" if s.grid else ("mean over heads" if s.head is None else f"head {s.head}")
         title = f"cross-attention, decoder layer {layer}, {which}"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from rosettamt.config import TranslateConfig, check_decode, resolve_decode
+from rosettamt.langs import check_lang
 
 log = logging.getLogger("rosettamt.prompt")
 
@@ -21,6 +22,9 @@ class Settings:
     layer: int = -1
     head: Optional[int] = None
     grid: bool = False
+    # the direction (a multilingual model; a bilingual one takes only its own pair): None = the default
+    src_lang: Optional[str] = None
+    tgt_lang: Optional[str] = None
 
     @classmethod
     def from_config(cls, cfg: TranslateConfig) -> "Settings":
@@ -30,11 +34,20 @@ class Settings:
         beam = resolve_decode(cfg.decode, nbest=nbest).beam_size
         if beam > resolve_decode(cfg.decode, nbest=1).beam_size:
             log.info("nbest=%d: searching with a beam of %d", nbest, beam)
-        return cls(beam, nbest, cfg.show_attention, cfg.attention_layer, cfg.attention_head, cfg.attention_grid)
+        src, tgt = (check_lang(v, name) if v is not None else None
+                    for v, name in ((cfg.src_lang, "src_lang"), (cfg.tgt_lang, "tgt_lang")))
+        return cls(beam, nbest, cfg.show_attention, cfg.attention_layer, cfg.attention_head, cfg.attention_grid,
+                   src, tgt)
+
+    @property
+    def direction(self) -> dict:
+        """The keyword arguments that pass the direction on to the Translator."""
+        return {"src_lang": self.src_lang, "tgt_lang": self.tgt_lang}
 
     def describe(self) -> str:
         """One line for the banner and the :settings command."""
         head = "grid of all heads" if self.grid else ("mean over heads" if self.head is None else f"head {self.head}")
         search = "greedy" if self.beam_size == 1 else f"beam {self.beam_size}"
-        return (f"search: {search}, nbest: {self.nbest}, attention: {'on' if self.show_attention else 'off'} "
+        pair = f"direction: {self.src_lang or '?'} -> {self.tgt_lang}, " if self.tgt_lang else ""
+        return (f"{pair}search: {search}, nbest: {self.nbest}, attention: {'on' if self.show_attention else 'off'} "
                 f"(layer {self.layer}, {head})")

@@ -3,10 +3,13 @@
 It loads a checkpoint once and wraps the model, the tokenizer and the search with everything
 a sentence typed or piped by a person needs: control characters and odd whitespace are
 cleaned away (rosettamt.text), an empty line gives an empty translation, and a line longer
-than the model's positions is split on sentence boundaries (and, if one sentence is still too
-long, at word boundaries) with a one-line warning instead of a crash. n-best lists come from
-nbest.py; :meth:`Translator.attention` re-runs the decoder on its own output to return the
-cross-attention weights for plots (attention.py, viz.py).
+than the model's positions is split into segments with a one-line warning (segment.py).
+n-best lists come from nbest.py; :meth:`Translator.attention` re-runs the decoder on its own
+output to return the cross-attention weights for plots (attention.py, viz.py).
+
+A multilingual model translates in several directions (:attr:`Translator.directions`):
+``tgt_lang=`` (and ``src_lang=``) pick one, and its target tag id starts every source segment
+(directions.py). A bilingual model takes them only when they name its one direction.
 
 The command line (interactive prompt and pipe mode) lives in rosettamt.prompt.
 """
@@ -27,7 +30,9 @@ from rosettamt.device import resolve_device
 from rosettamt.errors import UserError
 from rosettamt.text import check_texts, clean_text, split_sentences
 from rosettamt.translate.attention import check_attention_layer, cross_attention, token_labels
+from rosettamt.translate.directions import Direction, Directions
 from rosettamt.translate.nbest import AttendedCandidate, Candidate, join_nbest
+from rosettamt.translate.segment import segment
 
 if TYPE_CHECKING:
     from rosettamt.data.tokenizer import Tokenizer
@@ -48,9 +53,11 @@ class Translator:
         checkpoint_path: Optional[Path] = None,
         checkpoint_info: Optional[Dict[str, Any]] = None,
         engine: Optional["Engine"] = None,
+        directions: Optional[Directions] = None,
     ) -> None:
         """``engine`` searches (rosettamt.engine); by default rosettamt's own search on ``model``.
-        An engine without a model (backend=ctranslate2) translates but has no attention to show."""
+        An engine without a model (backend=ctranslate2) translates but has no attention to show.
+        ``directions``: what a multilingual model knows; by default the one pair of checkpoint_info."""
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval() if model is not None else None
         if engine is None:
@@ -63,6 +70,9 @@ class Translator:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         # src_lang, tgt_lang, step, val_bleu of the checkpoint, where known (for banners)
         self.checkpoint_info: Dict[str, Any] = dict(checkpoint_info or {})
+        self.dirs = directions or Directions.bilingual(
+            self.checkpoint_info.get("src_lang") or getattr(tokenizer, "src_lang", None),
+            self.checkpoint_info.get("tgt_lang") or getattr(tokenizer, "tgt_lang", None))
 
     @classmethod
     def from_checkpoint(
@@ -80,7 +90,10 @@ class Translator:
         dev = resolve_device(device)
         model, tok, ckpt = load_for_inference(path, dev, (decode or DecodeConfig()).precision)
         info = stored_info(ckpt)  # only sane values: the file may come from anywhere
-        return cls(model, tok, decode=decode, device=dev, checkpoint_path=path, checkpoint_info=info)
+        dirs = Directions.from_stored(ckpt.get("config"), tok.state_dict()["src_model"], f"checkpoint {path}",
+                                      (tok.src_lang, tok.tgt_lang))
+        return cls(model, tok, decode=decode, device=dev, checkpoint_path=path, checkpoint_info=info,
+                   directions=dirs)
 
     @classmethod
     def from_export(cls, folder: Union[str, Path], device: str = "auto", decode: Optional[DecodeConfig] = None,
@@ -91,10 +104,25 @@ class Translator:
 
         engine, tok, meta = CT2Engine.load(Path(folder), device, compute_type, threads)
         info = {k: meta.get(k) for k in ("src_lang", "tgt_lang", "step", "val_bleu")}
+        dirs = Directions.from_stored(meta.get("config"), tok.state_dict()["src_model"], f"model_dir={folder}",
+                                      (tok.src_lang, tok.tgt_lang), meta.get("direction"))
         return cls(None, tok, decode=decode, device="cpu", checkpoint_path=Path(folder), checkpoint_info=info,
-                   engine=engine)
+                   engine=engine, directions=dirs)
 
     # ------------------------------------------------------------------ settings
+
+    @property
+    def directions(self) -> List[Direction]:
+        """Every (src_lang, tgt_lang) the model translates; one pair for a bilingual model."""
+        return list(self.dirs.all)
+
+    @property
+    def multilingual(self) -> bool:
+        return self.dirs.multilingual
+
+    def pick_direction(self, src_lang: Optional[str] = None, tgt_lang: Optional[str] = None) -> Direction:
+        """The direction a call with these arguments translates in, or a one-line UserError."""
+        return self.dirs.pick(src_lang, tgt_lang)
 
     @property
     def n_decoder_layers(self) -> int:
@@ -141,6 +169,8 @@ class Translator:
         nbest: int = 1,
         strategy: Optional[Union[str, Strategy]] = None,
         progress: bool = False,
+        tgt_lang: Optional[str] = None,
+        src_lang: Optional[str] = None,
         **decode_overrides: object,
     ) -> Union[List[str], List[List[Candidate]]]:
         """Translate sentences; one result per input, in input order.
@@ -149,8 +179,10 @@ class Translator:
         strings; with nbest > 1 a list of n-best lists of ``Candidate(text, score)``, best
         first. Other keyword arguments override DecodeConfig fields (length_penalty, ...).
         An item that is not a string (a number, bytes, None) is a TypeError naming its index.
+        ``tgt_lang`` / ``src_lang`` choose the direction (see :meth:`pick_direction`).
         """
-        lines = self.translate_nbest(sentences, beam_size, nbest, strategy, progress, **decode_overrides)
+        lines = self.translate_nbest(sentences, beam_size, nbest, strategy, progress, tgt_lang, src_lang,
+                                     **decode_overrides)
         return [cands[0].text for cands in lines] if nbest == 1 else lines
 
     def translate_nbest(
@@ -160,6 +192,8 @@ class Translator:
         nbest: int = 1,
         strategy: Optional[Union[str, Strategy]] = None,
         progress: bool = False,
+        tgt_lang: Optional[str] = None,
+        src_lang: Optional[str] = None,
         **decode_overrides: object,
     ) -> List[List[Candidate]]:
         """:meth:`translate` as n-best lists of ``Candidate(text, score)`` whatever ``nbest`` is (a
@@ -167,9 +201,10 @@ class Translator:
         if isinstance(sentences, str):
             sentences = [sentences]
         sentences = check_texts(sentences)
+        prefix = self.dirs.prefix(self.pick_direction(src_lang, tgt_lang))
         cfg = self.decode_config(beam_size, nbest, strategy, **decode_overrides)
         texts = [clean_text(s) for s in sentences]
-        segments, spans = self._segment(texts, cfg)
+        segments, spans = segment(self.tokenizer, texts, self.max_source_pieces(cfg), prefix)
         hyps = self._search(segments, cfg, progress) if segments else []
         detokenize = self.tokenizer.detokenize
         return [join_nbest(hyps[start:stop], nbest, detokenize) for start, stop in spans]
@@ -188,53 +223,6 @@ class Translator:
                             "a CTranslate2 export has no attention weights to show")
         return self.model
 
-    def _segment(self, texts: List[str], cfg: DecodeConfig) -> Tuple[List[List[int]], List[Tuple[int, int]]]:
-        """Source ids to search (no EOS), and for each text the [start, stop) of its segments.
-
-        An empty text has no segments; a text longer than the model allows becomes several.
-        """
-        limit = self.max_source_pieces(cfg)
-        nonempty = [t for t in texts if t]
-        encoded = iter(self.tokenizer.encode_src(nonempty) if nonempty else [])
-        segments: List[List[int]] = []
-        spans: List[Tuple[int, int]] = []
-        for text in texts:
-            start = len(segments)
-            if text:
-                ids = next(encoded)
-                if len(ids) <= limit:
-                    segments.append(ids)
-                else:
-                    parts = self._split_long(text, limit)
-                    log.warning(
-                        "line %r: %d subword tokens, more than the model allows (%d): "
-                        "translated as %d segments", text[:30] + "...", len(ids), limit, len(parts),
-                    )
-                    segments.extend(parts)
-            spans.append((start, len(segments)))
-        return segments, spans
-
-    def _split_long(self, text: str, limit: int) -> List[List[int]]:
-        """Ids of sentence-sized segments of at most ``limit`` pieces each."""
-        sentences = split_sentences(text)
-        out: List[List[int]] = []
-        for sent, ids in zip(sentences, self.tokenizer.encode_src(sentences)):
-            if len(ids) <= limit:
-                out.append(ids)
-                continue
-            pieces = self.tokenizer.src_pieces(sent)
-            word_start = [p.startswith("▁") for p in pieces] if len(pieces) == len(ids) else None
-            start = 0
-            while start < len(ids):
-                stop = min(start + limit, len(ids))
-                if word_start is not None and stop < len(ids):
-                    # back off to the last word start inside the window, if there is one
-                    cut = next((i for i in range(stop, start, -1) if word_start[i]), stop)
-                    stop = cut
-                out.append(ids[start:stop])
-                start = stop
-        return [ids for ids in out if ids]
-
     # ------------------------------------------------------------------ attention
 
     def attention(
@@ -245,35 +233,38 @@ class Translator:
         Returns (src_tokens, tgt_tokens, weights): the source subword pieces + "</s>",
         the generated target pieces + "</s>", and the cross-attention of decoder layer
         ``layer`` as an array (H, T_tgt, T_src). Row t is the attention while the decoder
-        produced target token t; each row sums to 1 over the source.
+        produced target token t; each row sums to 1 over the source. A multilingual model's
+        target tag is a source position like any other: it is shown, first (``<2fr>``).
+        ``tgt_lang=`` / ``src_lang=`` choose the direction, as in :meth:`translate`.
         """
         _, src_tokens, tgt_tokens, weights = self.translate_with_attention(sentence, layer, **decode_kwargs)
         return src_tokens, tgt_tokens, weights
 
     def translate_with_attention(
-        self, sentence: str, layer: int = -1, **decode_kwargs: object
+        self, sentence: str, layer: int = -1, tgt_lang: Optional[str] = None, src_lang: Optional[str] = None,
+        **decode_kwargs: object
     ) -> Tuple[str, List[str], List[str], np.ndarray]:
         """Like :meth:`attention`, also returning the translation (the tgt tokens detokenized)."""
         check_attention_layer(layer, self.n_decoder_layers)
+        direction = self.pick_direction(src_lang, tgt_lang)
         cfg = dataclasses.replace(self.decode_config(**decode_kwargs), nbest=1)  # type: ignore[arg-type]
-        ids, shown = self._first_segment(sentence, cfg)
+        ids, src_tokens = self._first_segment(sentence, cfg, direction)
         tokens = list(self._search([ids], cfg)[0][0].tokens)
         weights = cross_attention(self._attention_model(), ids, tokens, layer, self.device)
-        src_pieces = self.tokenizer.src_pieces(shown)[: len(ids)] if ids else []
         tgt_pieces = self.tokenizer.tgt_pieces(tokens) if tokens else []
-        return (self.tokenizer.detokenize(tokens), token_labels(src_pieces, ids), token_labels(tgt_pieces, tokens),
-                weights)
+        return self.tokenizer.detokenize(tokens), src_tokens, token_labels(tgt_pieces, tokens), weights
 
-    def nbest_with_attention(self, sentence: str, nbest: int = 1, **decode_kwargs: object) -> List[AttendedCandidate]:
+    def nbest_with_attention(self, sentence: str, nbest: int = 1, tgt_lang: Optional[str] = None,
+                             src_lang: Optional[str] = None, **decode_kwargs: object) -> List[AttendedCandidate]:
         """The n best translations of one line, each with every decoder layer's cross-attention behind it
         (weights (L, H, T_tgt, T_src)): what the server's page draws for the alternative a reader picks.
         Texts and scores are those of :meth:`translate`; an empty line gives one empty candidate."""
+        direction = self.pick_direction(src_lang, tgt_lang)
         cfg = self.decode_config(nbest=nbest, **decode_kwargs)  # type: ignore[arg-type]
-        ids, shown = self._first_segment(sentence, cfg)
+        ids, src_tokens = self._first_segment(sentence, cfg, direction)
         if not ids:
             return [AttendedCandidate("", 0.0, token_labels([], []), token_labels([], []),
                                       cross_attention(self._attention_model(), [], [], None, self.device))]
-        src_tokens = token_labels(self.tokenizer.src_pieces(shown)[: len(ids)], ids)
         out = []
         for hyp in self._search([ids], cfg)[0][:nbest]:
             tokens = list(hyp.tokens)
@@ -283,11 +274,15 @@ class Translator:
                                          src_tokens, tgt_tokens, weights))
         return out
 
-    def _first_segment(self, sentence: str, cfg: DecodeConfig) -> Tuple[List[int], str]:
-        """Source ids of a line's first segment and the text they come from: attention shows one segment."""
+    def _first_segment(self, sentence: str, cfg: DecodeConfig, direction: Direction) -> Tuple[List[int], List[str]]:
+        """Source ids of a line's first segment (the tag first, for a multilingual model) and their
+        labels + "</s>": attention shows one segment."""
         text = clean_text(sentence)
-        segments, _ = self._segment([text], cfg)
+        prefix = self.dirs.prefix(direction)
+        segments, _ = segment(self.tokenizer, [text], self.max_source_pieces(cfg), prefix)
         if len(segments) > 1:  # the first segment is (a prefix of) the first sentence
             log.warning("attention: only the first of %d segments of this line is shown", len(segments))
-            return segments[0], split_sentences(text)[0]
-        return (segments[0] if segments else []), text
+            text = split_sentences(text)[0]
+        ids = segments[0] if segments else []
+        pieces = self.tokenizer.src_pieces(text)[: len(ids) - len(prefix)] if ids else []
+        return ids, token_labels(self.dirs.prefix_pieces(direction) + pieces if ids else [], ids)
