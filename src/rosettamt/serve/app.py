@@ -23,8 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rosettamt import __version__
 from rosettamt.serve import schemas
-from rosettamt.serve.model import language_name
-from rosettamt.serve.requests import ApiError, check_items, check_key, libre_response, parse_libre
+from rosettamt.serve.requests import ApiError, check_items, check_key, libre_response, parse_libre, pick_pair
 from rosettamt.serve.service import Service
 
 log = logging.getLogger("rosettamt.serve")
@@ -143,10 +142,11 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
         """Translate q (a text or a list of texts), as LibreTranslate does."""
         info = service.info()
         fields = await libre_fields(request)
-        req = parse_libre(fields, info.source, info.target, service.cfg.max_nbest - 1, service.cfg.api_keys)
-        settings = service.settings(nbest=req.alternatives + 1)
+        req = parse_libre(fields, info.source, info.target, service.cfg.max_nbest - 1, service.cfg.api_keys,
+                          info.directions)
+        settings = service.settings(nbest=req.alternatives + 1, direction=req.direction)
         results = await service.translate(req.items, settings)
-        return JSONResponse(libre_response(req, results, info.source))
+        return JSONResponse(libre_response(req, results, req.direction[0] if req.direction else info.source))
 
     @app.post("/detect", response_model=List[schemas.Detection], responses=ERRORS, tags=["LibreTranslate"])
     async def detect(request: Request) -> JSONResponse:
@@ -159,9 +159,8 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
 
     @app.get("/languages", response_model=List[schemas.Language], tags=["LibreTranslate"])
     async def languages() -> JSONResponse:
-        """The model's language pair, as LibreTranslate lists languages."""
-        info = service.info()
-        return JSONResponse([{"code": info.source, "name": language_name(info.source), "targets": [info.target]}])
+        """The model's language pair (every direction of a multilingual model), as LibreTranslate lists languages."""
+        return JSONResponse(service.info().languages())
 
     @app.post("/v1/translate", response_model=schemas.V1Response, responses=ERRORS, tags=["rosettamt"])
     async def translate_v1(body: schemas.V1Request) -> JSONResponse:
@@ -169,13 +168,15 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
         info = service.info()
         check_key(body.api_key, service.cfg.api_keys)
         items, as_list = check_items(body.q)
-        settings = service.settings(body.beam_size, body.nbest, body.length_penalty, body.attention)
+        direction, _ = pick_pair(body.source, body.target, info.source, info.target, info.directions)
+        settings = service.settings(body.beam_size, body.nbest, body.length_penalty, body.attention, direction)
         results = await service.translate(items, settings)
+        used = {"beam_size": settings.beam_size, "nbest": settings.nbest, "length_penalty": settings.length_penalty}
+        if info.directions:  # a multilingual model says which direction it translated in
+            used.update(source=direction[0], target=direction[1])
         return JSONResponse({
             "translations": [v1_translation(cands, settings.attention) for cands in results],
-            "settings": {"beam_size": settings.beam_size, "nbest": settings.nbest,
-                         "length_penalty": settings.length_penalty},
-            "model": info.as_dict()})
+            "settings": used, "model": info.as_dict()})
 
     @app.get("/health", tags=["rosettamt"])
     async def health() -> JSONResponse:

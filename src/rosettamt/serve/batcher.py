@@ -37,6 +37,8 @@ class Settings:
     nbest: int
     length_penalty: float
     attention: bool = False
+    src_lang: Optional[str] = None  # a multilingual model's direction (None: a bilingual model's one pair)
+    tgt_lang: Optional[str] = None
 
 
 class Model(Protocol):

@@ -4,11 +4,12 @@ and the page. Every translation goes through Translator (DESIGN.md principle 9).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from rosettamt.serve.batcher import Settings
 from rosettamt.text import clean_text
@@ -54,9 +55,21 @@ class ModelInfo:
     device: str
     backend: str  # rosettamt (a checkpoint) or ctranslate2 (an export)
     attention: bool  # whether this model can show its cross-attention (only rosettamt's own model can)
+    # a multilingual model's directions (source/target above are its default one); () for a bilingual model
+    directions: Tuple[Tuple[str, str], ...] = ()
 
     def as_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "source_name": language_name(self.source), "target_name": language_name(self.target)}
+        out = {**asdict(self), "source_name": language_name(self.source), "target_name": language_name(self.target)}
+        out.pop("directions")
+        if self.directions:  # a bilingual model's answer stays as it was
+            out["directions"] = [f"{s}-{t}" for s, t in self.directions]
+        return out
+
+    def languages(self) -> List[Dict[str, Any]]:
+        """/languages: each source language with the targets the model translates it into."""
+        pairs = self.directions or ((self.source, self.target),)
+        sources = list(dict.fromkeys(s for s, _ in pairs))
+        return [{"code": s, "name": language_name(s), "targets": [t for src, t in pairs if src == s]} for s in sources]
 
 
 def load_translator(path: Path, cfg: "ServeAppConfig") -> "Translator":
@@ -89,17 +102,24 @@ class ServedModel:
             decoder_layers=translator.n_decoder_layers, heads=translator.n_heads,
             checkpoint=shown_path(translator.checkpoint_path), step=info.get("step"),
             device=str(translator.device), backend="rosettamt" if has_model else "ctranslate2",
-            attention=has_model)
+            attention=has_model, directions=tuple(translator.directions) if translator.multilingual else ())
+        if translator.multilingual:  # the default direction, which a request without source/target gets
+            src, tgt = translator.pick_direction()
+            self.info = dataclasses.replace(self.info, source=src, target=tgt)
 
     def count_tokens(self, lines: Sequence[str]) -> int:
         """Source pieces of the lines, as the search will see them (for the batch budget)."""
         texts = [t for t in (clean_text(line) for line in lines) if t]
-        return sum(len(ids) for ids in self.translator.tokenizer.encode_src(texts)) if texts else 0
+        tags = len(texts) if self.info.directions else 0  # a multilingual source starts with its tag
+        return sum(len(ids) for ids in self.translator.tokenizer.encode_src(texts)) + tags if texts else 0
 
     def translate(self, lines: Sequence[str], settings: Settings) -> List[List["Candidate"]]:
         return self.translator.translate_nbest(list(lines), beam_size=settings.beam_size, nbest=settings.nbest,
-                                               length_penalty=settings.length_penalty)
+                                               length_penalty=settings.length_penalty, src_lang=settings.src_lang,
+                                               tgt_lang=settings.tgt_lang)
 
     def attend(self, lines: Sequence[str], settings: Settings) -> List[List["AttendedCandidate"]]:
         return [self.translator.nbest_with_attention(line, nbest=settings.nbest, beam_size=settings.beam_size,
-                                                     length_penalty=settings.length_penalty) for line in lines]
+                                                     length_penalty=settings.length_penalty,
+                                                     src_lang=settings.src_lang, tgt_lang=settings.tgt_lang)
+                for line in lines]

@@ -13,7 +13,11 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+from rosettamt.errors import UserError
+from rosettamt.langs import pick_direction
 from rosettamt.translate.nbest import Candidate
+
+Direction = Tuple[str, str]
 
 
 class ApiError(Exception):
@@ -97,6 +101,26 @@ def check_pair(source: Any, target: Any, model_source: str, model_target: str) -
     return source == "auto"
 
 
+def pick_pair(source: Any, target: Any, model_source: str, model_target: str,
+              directions: Sequence[Direction] = ()) -> Tuple[Direction, bool]:
+    """The direction a request asks for and whether it said source=auto. A bilingual model
+    (no ``directions``) takes only its own pair (:func:`check_pair`); a multilingual one any
+    direction it knows, ``target`` alone picking the tag (source ``auto`` or missing: the model's
+    default source for that target; both missing: its default direction). 400 otherwise."""
+    if not directions:
+        return (model_source, model_target), check_pair(source, target, model_source, model_target)
+    for name, value in (("source", source), ("target", target)):
+        if value is not None and not isinstance(value, str):
+            raise ApiError(400, f"Invalid request: {name} must be a string")
+    auto = source == "auto"
+    try:
+        pair = pick_direction(list(directions), None if auto or source == "" else source, target or None,
+                              (model_source, model_target))
+    except UserError as err:
+        raise ApiError(400, f"Invalid request: {err}") from None
+    return pair, auto
+
+
 def whole_number(name: str, value: Any, low: int, high: int, default: int) -> int:
     """An int field (a form sends it as digits) within [low, high]; 400 otherwise."""
     if value is None or value == "":
@@ -118,10 +142,11 @@ class LibreRequest:
     as_list: bool
     alternatives: int
     auto_source: bool
+    direction: Optional[Direction] = None  # (source, target) translated in
 
 
 def parse_libre(fields: Mapping[str, Any], model_source: str, model_target: str, max_alternatives: int,
-                keys: Sequence[str]) -> LibreRequest:
+                keys: Sequence[str], directions: Sequence[Direction] = ()) -> LibreRequest:
     """LibreTranslate's /translate fields -> LibreRequest, or the ApiError a LibreTranslate client expects."""
     check_key(fields.get("api_key"), keys)
     items, as_list = check_items(fields.get("q"))
@@ -131,9 +156,9 @@ def parse_libre(fields: Mapping[str, Any], model_source: str, model_target: str,
     fmt = fields.get("format") or "text"
     if fmt != "text":
         raise ApiError(400, f"Invalid request: format={fmt} is not supported (only text)")
-    auto = check_pair(fields.get("source"), fields.get("target"), model_source, model_target)
+    pair, auto = pick_pair(fields.get("source"), fields.get("target"), model_source, model_target, directions)
     alternatives = whole_number("alternatives", fields.get("alternatives"), 0, max_alternatives, 0)
-    return LibreRequest(items, as_list, alternatives, auto)
+    return LibreRequest(items, as_list, alternatives, auto, pair)
 
 
 def libre_response(request: LibreRequest, results: Sequence[Sequence[Candidate]], source: str) -> dict:

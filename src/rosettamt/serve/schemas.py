@@ -21,7 +21,8 @@ class LibreRequest(BaseModel):
 
     q: Union[str, List[str]] = Field(description="a text, or a list of texts (then the answer is a list)")
     source: Optional[str] = Field(None, description="the model's source language code, or auto (default)")
-    target: Optional[str] = Field(None, description="the model's target language code (default)")
+    target: Optional[str] = Field(None, description="the model's target language code (default); a multilingual "
+                                                     "model takes any target /languages lists")
     format: Optional[str] = Field("text", description="text (html is not supported)")
     alternatives: Optional[int] = Field(0, description="how many alternative translations besides the best")
     api_key: Optional[str] = Field(None, description="needed when the server has serve.api_keys")
@@ -57,6 +58,9 @@ class V1Request(BaseModel):
     length_penalty: Optional[Union[StrictFloat, StrictInt]] = Field(
         None, description="GNMT alpha within [serve.min_length_penalty, serve.max_length_penalty]")
     attention: StrictBool = Field(False, description="also return the pieces and every layer's cross-attention")
+    source: Optional[StrictStr] = Field(None, description="source language (default: the model's; auto = any)")
+    target: Optional[StrictStr] = Field(None, description="target language: a multilingual model translates into "
+                                                           "any it knows (GET /languages); default: the model's")
     api_key: Optional[StrictStr] = None
 
 

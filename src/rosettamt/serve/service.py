@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rosettamt.config import DecodeConfig, ServeConfig, resolve_decode
 from rosettamt.errors import UserError
@@ -80,9 +80,10 @@ class Service:
     # ------------------------------------------------------------------ requests
 
     def settings(self, beam_size: Any = None, nbest: Any = 1, length_penalty: Optional[float] = None,
-                 attention: bool = False) -> Settings:
+                 attention: bool = False, direction: Optional[Tuple[str, str]] = None) -> Settings:
         """A request's search settings within serve.*'s bounds (400 outside), normalised as
-        rosettamt-translate's are (n-best widens the beam to n)."""
+        rosettamt-translate's are (n-best widens the beam to n); ``direction`` (checked by
+        requests.pick_pair) is kept only for a multilingual model, so a bilingual one batches as before."""
         c = self.cfg
         nbest = whole_number("nbest", nbest, 1, c.max_nbest, 1)
         beam = whole_number("beam_size", beam_size, 1, c.max_beam_size, self.decode.beam_size)
@@ -98,7 +99,8 @@ class Service:
             cfg = resolve_decode(self.decode, beam, nbest, length_penalty=penalty)
         except UserError as err:
             raise ApiError(400, f"Invalid request: {err}") from None
-        return Settings(cfg.beam_size, cfg.nbest, cfg.length_penalty, attention)
+        src, tgt = direction if direction is not None and info.directions else (None, None)
+        return Settings(cfg.beam_size, cfg.nbest, cfg.length_penalty, attention, src, tgt)
 
     async def translate(self, items: Sequence[str], settings: Settings) -> List[Any]:
         """Each item's n-best list (or, with attention, each item's attended candidates), in order."""

@@ -37,12 +37,23 @@ function option(value, text) {
   return o;
 }
 
+function showPair(source, target) {
+  $("source-label").textContent = `Source: ${source}`;
+  $("target-label").textContent = `Translation: ${target}`;
+}
+
 function setModel(health) {
   const m = health.model;
   state.model = m;
   $("pair").textContent = `${m.source_name} (${m.source}) → ${m.target_name} (${m.target})`;
-  $("source-label").textContent = `Source: ${m.source_name}`;
-  $("target-label").textContent = `Translation: ${m.target_name}`;
+  showPair(m.source_name, m.target_name);
+  if (m.directions) {   // a multilingual model: choose the direction (the default one first selected)
+    $("direction").replaceChildren(...m.directions.map(d => option(d, d.replace("-", " → "))));
+    $("direction").value = `${m.source}-${m.target}`;
+    $("direction").hidden = false;
+    $("pair").hidden = true;
+    $("direction").onchange = () => showPair(...$("direction").value.split("-"));
+  }
   $("status").textContent = "ready";
   $("status").className = "status ok";
   $("beam").max = health.limits.max_beam_size;
@@ -119,6 +130,7 @@ async function translate() {
   const attention = oneLine && state.model.attention;   // an export (backend=ctranslate2) has none to show
   const body = { q: text, beam_size: Number($("beam").value), nbest: Number($("nbest").value), attention };
   if (!$("key-label").hidden) body.api_key = $("api-key").value;
+  if (!$("direction").hidden) [body.source, body.target] = $("direction").value.split("-");
   $("translate").disabled = true;
   $("translate").textContent = "Translating…";
   try {
