@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from rosettamt.config import ExportConfig, ExportFormat, check_decode
 from rosettamt.errors import UserError
-from rosettamt.export.common import check_output, load_source, require, staged_dir
+from rosettamt.export.common import Source, check_output, load_source, require, staged_dir
 
 log = logging.getLogger("rosettamt.export")
 
@@ -35,10 +35,14 @@ def export(cfg: ExportConfig) -> Path:
         raise UserError(f"quantization={cfg.quantization}: format=hf writes float32 weights; quantization is for "
                         "format=ctranslate2 and format=argos")
     check_decode(cfg.decode)
+    if cfg.direction is not None and fmt != ExportFormat.argos:
+        raise UserError(f"direction={cfg.direction} is for format=argos (a package translates one direction); "
+                        f"format={fmt} keeps every direction the model knows")
     checkpoint = resolve_checkpoint(cfg.checkpoint, cfg.run_dir)
     for module, extra in NEEDS[fmt]:
         require(module, extra, f"format={fmt}")
     source = load_source(checkpoint)
+    choose_direction(source, fmt, cfg.direction)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints"
                                                      else checkpoint.parent)
     with staged_dir(output, cfg.overwrite) as folder:
@@ -60,6 +64,30 @@ def export(cfg: ExportConfig) -> Path:
         sizes = file_sizes(folder)
     log.info("wrote %s (%s): %s", output, fmt, ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))
     return output
+
+
+def choose_direction(source: Source, fmt: ExportFormat, direction: Optional[str]) -> None:
+    """A multilingual checkpoint: format=hf is refused, format=argos exports the one direction=
+    asked for (set as source.baked); a bilingual one takes direction= only when it is its own pair."""
+    from rosettamt.langs import pair_name, parse_pair
+
+    dirs = source.directions
+    known = ", ".join(pair_name(d) for d in dirs.all)
+    if dirs.multilingual and fmt == ExportFormat.hf:
+        raise UserError("format=hf cannot carry a multilingual model: transformers' MarianTokenizer has no way to "
+                        "start every source with rosettamt's target tag (<2xx>) as one id; use format=ctranslate2")
+    if fmt != ExportFormat.argos:
+        return
+    if direction is None:
+        if dirs.multilingual:
+            raise UserError(f"format=argos: an Argos package translates one direction and this model knows {known}: "
+                            "choose one with direction=SRC-TGT")
+        return
+    pair = parse_pair(direction, "direction")
+    if pair not in dirs.all:
+        raise UserError(f"direction={direction}: this model was not trained to translate it (it knows {known})")
+    if dirs.multilingual:
+        source.baked = pair
 
 
 def file_sizes(folder: Path) -> Dict[str, int]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from rosettamt.errors import UserError
+from rosettamt.langs import tag
 
 # What each export writes beside its weights: the rosettamt view of the model (config, languages,
 # tokenizer files), so that rosettamt (backend=ctranslate2) can run the export on its own.
@@ -46,10 +47,22 @@ class Source:
     def cfg(self) -> Any:
         return self.model.cfg
 
+    baked: Optional[tuple] = None  # format=argos of a multilingual model: the one direction exported
+
     @property
     def langs(self) -> tuple:
+        if self.baked is not None:
+            return tuple(self.baked)
         data = (self.ckpt.get("config") or {}).get("data") or {}
         return (data.get("src_lang") or self.tokenizer.src_lang, data.get("tgt_lang") or self.tokenizer.tgt_lang)
+
+    @property
+    def directions(self) -> Any:
+        """What the checkpoint translates (rosettamt.translate.directions.Directions)."""
+        from rosettamt.translate.directions import Directions
+
+        return Directions.from_stored(self.ckpt.get("config"), self.tokenizer.state_dict()["src_model"],
+                                      f"checkpoint {self.path}", (self.tokenizer.src_lang, self.tokenizer.tgt_lang))
 
 
 def load_source(path: Path) -> Source:
@@ -125,6 +138,12 @@ def write_meta(folder: Path, source: Source, kind: str, extra: Optional[Dict[str
         names = list(models)
         spm_files = {"source": names[0], "target": names[-1]}
     src_lang, tgt_lang = source.langs
+    dirs = source.directions
+    if dirs.multilingual and source.baked is not None:  # the exported model adds the tag itself
+        extra = {**(extra or {}), "direction": f"{src_lang}-{tgt_lang}"}
+    elif dirs.multilingual:  # every source starts with its target's tag piece (one id, never text)
+        extra = {**(extra or {}), "directions": [f"{s}-{t}" for s, t in dirs.all],
+                 "target_tags": {t: tag(t) for _, t in dirs.all}}
     meta = {"format": META_FORMAT, "kind": kind, "src_lang": src_lang, "tgt_lang": tgt_lang,
             "tokenizer": {"joint": source.tokenizer.joint, **spm_files},
             "model_config": to_dict(source.cfg), "config": source.ckpt.get("config") or {},

@@ -7,6 +7,11 @@ the learned tables) is written into the spec, so CTranslate2's own table, laid o
 is never used. What CTranslate2 cannot compute the same way is refused with the reason
 (:func:`unsupported`). The result runs with ``ctranslate2.Translator(DIR).translate_batch(pieces)``:
 the source EOS is added by CTranslate2 (``add_source_eos``) and the decoder starts from ``<s>``.
+
+A multilingual model keeps every direction: a caller starts each source with the target's tag
+piece (``["<2fr>", "▁A", ...]``), as rosettamt's Translator (backend=ctranslate2) does. An export
+of one direction (``Source.baked``, format=argos) makes CTranslate2 add that tag itself: the tag
+is the model's source "BOS" (``add_source_bos``), while the decoder still starts from ``<s>``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from rosettamt.config import Activation, Norm, Positions
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID, UNK_ID
 from rosettamt.errors import UserError
 from rosettamt.export.common import Source, require, spm_pieces, write_meta
+from rosettamt.langs import tag
 
 # CTranslate2 computes its sinusoids for any length; a table this long keeps rosettamt's own values
 # well past the positions a model is trained on (rosettamt extends its sinusoids the same way).
@@ -100,6 +106,8 @@ def build_spec(source: Source) -> Any:
     config.unk_token, config.bos_token, config.eos_token = tgt_vocab[UNK_ID], tgt_vocab[BOS_ID], tgt_vocab[EOS_ID]
     config.decoder_start_token = tgt_vocab[BOS_ID]  # rosettamt's decoder input starts with BOS
     config.add_source_bos, config.add_source_eos = False, True  # source = pieces + EOS, as in training
+    if source.baked is not None and source.directions.multilingual:  # source = tag + pieces + EOS
+        config.bos_token, config.add_source_bos = tag(source.baked[1]), True
     config.layer_norm_epsilon = layer_norm_eps(model)
     try:
         spec.validate()
