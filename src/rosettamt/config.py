@@ -311,6 +311,10 @@ class TranslateConfig:
     attention_layer: int = -1  # decoder layer whose cross-attention is shown
     attention_head: Optional[int] = None  # None = mean over heads
     attention_grid: bool = False  # one panel per head
+    # a multilingual model's direction: the language to translate into (and, where the model needs it
+    # to choose, from); unset = the model's default direction. A bilingual model takes only its own pair.
+    tgt_lang: Optional[str] = None
+    src_lang: Optional[str] = None
     device: str = "auto"
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     backend: Backend = Backend.rosettamt
@@ -339,6 +343,8 @@ class ExportConfig:
     output: Optional[str] = None  # the folder to create (format=argos: it holds translate-<src>_<tgt>.argosmodel)
     overwrite: bool = False
     quantization: str = "float32"  # CTranslate2 weights (ctranslate2, argos): float32, int8, int8_float32, int16, ...
+    # format=argos of a multilingual model: the one direction (src-tgt, like en-fr) the package translates
+    direction: Optional[str] = None
     # the search a plain generate() call runs (format=hf), as rosettamt-translate's decode options
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
