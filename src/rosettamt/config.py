@@ -104,6 +104,11 @@ class Backend(Choice):
     ctranslate2 = "ctranslate2"  # an export of rosettamt-export format=ctranslate2 (model_dir=DIR)
 
 
+class Sampling(Choice):
+    temperature = "temperature"  # p(direction) proportional to n^(1/T): T=1 as the data is, larger T flatter
+    uniform = "uniform"  # every direction equally often
+
+
 class ExportFormat(Choice):
     ctranslate2 = "ctranslate2"
     hf = "hf"
@@ -136,6 +141,17 @@ class DataConfig:
     tgt_column: Optional[str] = None
     # files: split -> [src_file, tgt_file] or [two_column_tsv]
     files: Dict[str, List[str]] = field(default_factory=dict)
+    # multilingual (one model, many directions; see rosettamt/langs.py): every ordered pair among
+    # data.langs, or the directions in data.pairs (src-tgt); both unset = bilingual src_lang -> tgt_lang.
+    # src_lang/tgt_lang: the default direction (the first direction when they do not name one).
+    langs: Optional[List[str]] = None
+    pairs: Optional[List[str]] = None
+    # files: direction -> split -> [src_file, tgt_file] or [tsv] (like data.files, one per direction);
+    # data.files itself may instead hold {src}/{tgt} in its paths (train.{src}) for every direction
+    pair_files: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
+    # how often each direction's train pairs are drawn per epoch (multilingual only)
+    sampling: Sampling = Sampling.temperature
+    sampling_temperature: float = 5.0
     # which splits play which role
     train_split: str = "train"
     val_split: str = "val"
@@ -298,6 +314,10 @@ class EvaluateConfig:
     backend: Backend = Backend.rosettamt
     model_dir: Optional[str] = None  # backend=ctranslate2: the export folder (instead of checkpoint=/run_dir=)
     ct2: CT2Config = field(default_factory=CT2Config)
+    # a multilingual checkpoint: the direction to score (rosettamt.langs.pick_direction); neither
+    # given = every direction it knows (for split=), its default direction (for src_file=/ref_file=)
+    src_lang: Optional[str] = None
+    tgt_lang: Optional[str] = None
 
 
 @dataclass
@@ -459,6 +479,35 @@ def check_train(cfg: "TrainConfig") -> None:
     if cfg.trainer.max_steps <= 0 and cfg.trainer.max_epochs <= 0 and cfg.trainer.max_time <= 0:
         raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
     check_decode(cfg.decode)
+    check_directions(cfg.data, cfg.tokenizer)
+
+
+def check_directions(data: DataConfig, tokenizer: Optional[TokenizerConfig] = None) -> Any:
+    """The directions of a multilingual data config (data.langs / data.pairs), checked; None if bilingual.
+
+    A multilingual config needs one joint tokenizer and a positive sampling temperature. Its
+    default direction is data.src_lang -> data.tgt_lang when that is one of its directions, else
+    the first direction (``data`` is updated, so the stored config names it).
+    """
+    from rosettamt import langs as L
+
+    dirs = L.directions(data.langs, data.pairs)
+    if dirs is None:
+        if data.pair_files:
+            raise UserError("data.pair_files is for multilingual runs: set data.langs or data.pairs too")
+        return None
+    _check_ranges("data.", data, {"sampling_temperature": (0.0, None, False, False)})
+    if tokenizer is not None and not tokenizer.joint:
+        raise UserError("a multilingual run (data.langs / data.pairs) needs one joint tokenizer: "
+                        "tokenizer.joint=true")
+    if (data.src_lang, data.tgt_lang) not in dirs:
+        data.src_lang, data.tgt_lang = dirs[0]
+    names = {L.pair_name(d) for d in dirs}
+    unknown = sorted(set(data.pair_files) - names)
+    if unknown:
+        raise UserError(f"data.pair_files has direction(s) {', '.join(unknown)} that are not trained "
+                        f"(directions: {', '.join(sorted(names))})")
+    return dirs
 
 
 def check_serve(cfg: "ServeAppConfig") -> None:

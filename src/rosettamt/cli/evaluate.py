@@ -4,6 +4,7 @@
     rosettamt-evaluate run_dir=outputs/myrun decode=greedy data_dir=../shared/data/multi30k
     rosettamt-evaluate checkpoint=PATH src_file=test.en ref_file=test.de decode.beam_size=8
     rosettamt-evaluate checkpoint=PATH split=[test] data.files.test=[test.src,test.tgt]
+    rosettamt-evaluate run_dir=outputs/multi data_dir=DIR tgt_lang=fr   # a multilingual model: one direction
 
 The checkpoint says which language pair and splits; where the corpus lies comes from the command
 line only (data_dir= or data.dir=, data.files.SPLIT=[...], data.hub_name=), and nothing is
@@ -46,7 +47,7 @@ def main(cfg: EvaluateConfig, run_dir: Path) -> None:
     results = evaluate(
         cfg.checkpoint, run_dir=cfg.run_dir, splits=cfg.split, src_file=cfg.src_file, ref_file=cfg.ref_file,
         data=cfg.data, data_dir=cfg.data_dir, data_overrides=["download=false", *DATA_OVERRIDES], decode=cfg.decode, metric=cfg.metric, output_dir=cfg.output_dir, device=cfg.device,
-        backend=cfg.backend, model_dir=cfg.model_dir, ct2=cfg.ct2,
+        backend=cfg.backend, model_dir=cfg.model_dir, ct2=cfg.ct2, src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang,
         progress=sys.stderr.isatty(),
     )
     for result in results:

@@ -18,7 +18,9 @@ def main(cfg: PrepareConfig, run_dir: Path) -> None:
 
     prepared = prepare_data(cfg.data, cfg.tokenizer, cfg.seed)
     data = cfg.data
-    print(f"data: {data.source} {data.src_lang}->{data.tgt_lang}, cache {Path(data.cache_dir)}")
+    pair = (", ".join(f"{s}->{t}" for s, t in prepared.directions) if prepared.directions is not None
+            else f"{data.src_lang}->{data.tgt_lang}")
+    print(f"data: {data.source} {pair}, cache {Path(data.cache_dir)}")
     for line in prepared.summary():
         print(line)
 

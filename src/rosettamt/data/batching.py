@@ -64,22 +64,33 @@ _TENSORS = ("src", "src_mask", "tgt_in", "tgt_out", "indices")
 # ---------------------------------------------------------------------------- ids on disk
 
 
-def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_dir: Path) -> DatasetDict:
-    """Every split as ``{src_ids, tgt_ids}`` (no BOS/EOS), cached; over-long train pairs dropped."""
+def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_dir: Path,
+                  src_prefix: Sequence[int] = (), label: str = "") -> DatasetDict:
+    """Every split as ``{src_ids, tgt_ids}`` (no BOS/EOS), cached; over-long train pairs dropped.
+
+    ``src_prefix`` (a multilingual direction's target-tag id) starts every source; ``label``
+    (the direction, e.g. ``en-de``) goes into the cache file names. The length filter counts
+    the sentence's own pieces, not the prefix.
+    """
     key = hashlib.sha256(f"{FORMAT}:{tok.content_hash}".encode()).hexdigest()[:32]
     root = Path(cache_dir) / "ids" / key  # one directory per tokenizer, one file per split text
     root.mkdir(parents=True, exist_ok=True)
+    prefix = [int(i) for i in src_prefix]
     out = {}
     for split, ds in corpus.items():
         is_train = split == cfg.train_split
         max_len = cfg.max_len if is_train else None
         name = f"{split}.{content_hash(ds)[:16]}" + (f".max{max_len}" if is_train else "")
+        if label or prefix:
+            name += f".{label}.p" + "-".join(map(str, prefix))
 
         def encode(batch: dict[str, list[str]], max_len: int | None = max_len) -> dict[str, list]:
             src, tgt = tok.encode_src(batch["src"]), tok.encode_tgt(batch["tgt"])
             if max_len is not None:  # a batched map may return fewer rows: the length filter
                 keep = [i for i, (s, t) in enumerate(zip(src, tgt)) if max(len(s), len(t)) <= max_len]
                 src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+            if prefix:
+                src = [prefix + s for s in src]
             return {"src_ids": src, "tgt_ids": tgt}
 
         ids = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names,
@@ -89,7 +100,8 @@ def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_di
                      num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
         if is_train:
             dropped = len(ds) - len(ids)
-            log.info("%s: filtered %d pairs longer than data.max_len=%d tokens", split, dropped, cfg.max_len)
+            log.info("%s%s: filtered %d pairs longer than data.max_len=%d tokens", split,
+                     f" {label}" if label else "", dropped, cfg.max_len)
             if len(ids) == 0:
                 raise UserError(f"every {split} pair is longer than data.max_len={cfg.max_len} tokens; "
                                 "raise data.max_len")
@@ -141,7 +153,7 @@ class TokenBatchSampler:
 
     def __init__(self, src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int,
                  shuffle: bool = True, seed: int = 1, rank: int = 0, world_size: int = 1,
-                 drop_uneven: bool = False) -> None:
+                 drop_uneven: bool = False, groups: Any = None) -> None:
         self.src_lens = np.asarray(src_lens, dtype=np.int64) + 1  # + EOS
         self.tgt_lens = np.asarray(tgt_lens, dtype=np.int64) + 1  # + BOS (tgt_in) / EOS (tgt_out)
         if self.src_lens.shape != self.tgt_lens.shape:
@@ -154,6 +166,9 @@ class TokenBatchSampler:
         self.rank, self.world_size, self.drop_uneven = rank, world_size, drop_uneven
         self.epoch, self.position = 0, 0
         self._cached: tuple[int, list[np.ndarray]] | None = None
+        # multilingual: data.multilingual.DirectionGroups; each epoch packs the examples its
+        # epoch_pool(seed, epoch) draws (balanced across directions) instead of every example once
+        self.groups = groups
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         """All ranks' batches of an epoch, in order (rank r takes items r, r + W, ...)."""
@@ -161,7 +176,11 @@ class TokenBatchSampler:
             return self._cached[1]
         cost = np.maximum(self.src_lens, self.tgt_lens)
         rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(cost)) if self.shuffle else np.arange(len(cost))
+        if self.groups is None:
+            order = rng.permutation(len(cost)) if self.shuffle else np.arange(len(cost))
+        else:
+            pool = self.groups.epoch_pool(self.seed, epoch)
+            order = rng.permutation(pool) if self.shuffle else pool
         order = order[np.argsort(cost[order], kind="stable")]  # buckets of equal cost, shuffled inside
         batches = pack_by_tokens(order, cost, self.max_tokens)
         if self.world_size > 1 and not self.drop_uneven:

@@ -69,6 +69,20 @@ class Tokenizer:
             ids = ids[: ids.index(EOS_ID)]
         return " ".join(self._tgt.decode([i for i in ids if i not in (PAD_ID, BOS_ID)]).split())
 
+    def piece_to_id(self, piece: str) -> int:
+        """The source-side id of a piece (UNK_ID when the vocabulary lacks it)."""
+        return int(self._src.piece_to_id(piece))
+
+    def tag_id(self, lang: str) -> int:
+        """The id of ``lang``'s target tag (``<2de>``); an error when this tokenizer has no such piece."""
+        from rosettamt.langs import tag
+
+        i = self.piece_to_id(tag(lang))
+        if i == UNK_ID or self._src.id_to_piece(i) != tag(lang):
+            raise UserError(f"this tokenizer has no target tag {tag(lang)} (a multilingual model's tokenizer "
+                            "keeps one per target language)")
+        return i
+
     def src_pieces(self, text: str) -> list[str]:
         """Subword strings of a source sentence (axis labels for attention plots)."""
         return self._src.encode(text, out_type=str)
@@ -130,6 +144,43 @@ def train_or_load(train_split: Dataset, cfg: TokenizerConfig, data_cfg: DataConf
     else:
         models = {"src.model": _train(lambda: _texts(train_split, ("src",)), cfg),
                   "tgt.model": _train(lambda: _texts(train_split, ("tgt",)), cfg)}
+    return _store(final, key, models, cfg, langs, len(train_split)), False
+
+
+def train_or_load_multilingual(train: dict, cfg: TokenizerConfig, data_cfg: DataConfig,
+                               cache_dir: Path) -> tuple[Tokenizer, bool]:
+    """One joint tokenizer over every language of a multilingual run (``train``: direction -> its
+    train split), its text balanced across languages, the target tags kept as single pieces.
+    The cache key covers the settings, every direction's text, the tags and the sampling rule."""
+    from rosettamt import langs as L
+    from rosettamt.data import multilingual as M
+
+    dirs = list(train)
+    tags = L.target_tags(dirs)
+    hashes = {L.pair_name(d): content_hash(ds) for d, ds in train.items()}
+    settings = {"format": FORMAT, "type": str(cfg.type), "vocab_size": cfg.vocab_size, "joint": True,
+                "character_coverage": cfg.character_coverage,
+                "input_sentence_size": cfg.input_sentence_size, "seed": cfg.seed}
+    payload = json.dumps(settings, sort_keys=True) + M.tokenizer_key(hashes, tags, data_cfg)
+    key = "m" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:31]
+    final = Path(cache_dir) / "tokenizers" / key
+    langs = (data_cfg.src_lang, data_cfg.tgt_lang)
+    if (final / "meta.json").is_file():
+        log.info("tokenizer cache hit: %s", final)
+        return _load_dir(final, langs), True
+    texts = M.language_texts(train)
+    log.info("training joint multilingual tokenizer (%s, vocab %d) over %s with tags %s", cfg.type,
+             cfg.vocab_size, ", ".join(sorted(texts)), " ".join(tags))
+    models = {"joint.model": _train(lambda: M.balanced_sentences(texts, cfg, data_cfg), cfg,
+                                    user_defined_symbols=tags)}
+    pairs = sum(len(ds) for ds in train.values())
+    return _store(final, key, models, cfg, langs, pairs, extra={"tags": tags,
+                                                                "directions": [L.pair_name(d) for d in dirs]}), False
+
+
+def _store(final: Path, key: str, models: dict[str, bytes], cfg: TokenizerConfig, langs: tuple[str, str],
+           train_pairs: int, extra: dict | None = None) -> Tokenizer:
+    """Write the trained model(s) into the cache directory ``final`` (atomically) and load them."""
     # Build the whole directory under a temp name, then rename: a half-written one is never used.
     tmp = final.parent / f".{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -137,8 +188,9 @@ def train_or_load(train_split: Dataset, cfg: TokenizerConfig, data_cfg: DataConf
     try:
         for name, data in models.items():
             (tmp / name).write_bytes(data)
-        meta = {"format": FORMAT, "joint": cfg.joint, "type": str(cfg.type), "vocab_size": cfg.vocab_size,
-                "src_lang": langs[0], "tgt_lang": langs[1], "train_pairs": len(train_split)}
+        meta = {"format": FORMAT, "joint": cfg.joint if extra is None else True, "type": str(cfg.type),
+                "vocab_size": cfg.vocab_size, "src_lang": langs[0], "tgt_lang": langs[1],
+                "train_pairs": train_pairs, **(extra or {})}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         if final.exists() and not (final / "meta.json").is_file():
             shutil.rmtree(final)  # incomplete (not written by this code's rename): never trust it
@@ -149,7 +201,7 @@ def train_or_load(train_split: Dataset, cfg: TokenizerConfig, data_cfg: DataConf
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _load_dir(final, langs), False
+    return _load_dir(final, langs)
 
 
 def _load_dir(path: Path, langs: tuple[str, str]) -> Tokenizer:
@@ -165,14 +217,19 @@ def _texts(ds: Dataset, columns: tuple[str, ...]) -> Iterator[str]:
             yield from batch[col]
 
 
-def _train(sentences: Callable[[], Iterator[str]], cfg: TokenizerConfig) -> bytes:
-    """Train one SentencePiece model; a vocabulary too large for a small corpus is relaxed once."""
+def _train(sentences: Callable[[], Iterator[str]], cfg: TokenizerConfig,
+           user_defined_symbols: list[str] | None = None) -> bytes:
+    """Train one SentencePiece model; a vocabulary too large for a small corpus is relaxed once.
+
+    ``user_defined_symbols`` (a multilingual run's target tags) are kept as single pieces."""
     spm.set_random_generator_seed(cfg.seed)
     options = dict(model_type=str(cfg.type), vocab_size=cfg.vocab_size,
                    character_coverage=cfg.character_coverage,
                    input_sentence_size=cfg.input_sentence_size, shuffle_input_sentence=True,
                    pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
                    num_threads=max(1, min(os.cpu_count() or 1, 16)), minloglevel=2)
+    if user_defined_symbols:
+        options["user_defined_symbols"] = list(user_defined_symbols)
     try:
         return _run_trainer(sentences(), options)
     except RuntimeError as err:

@@ -12,10 +12,11 @@ decode, write the files, score; ``evaluate`` and the trainer's ``evaluate_splits
 """
 
 from rosettamt.evaluate.inputs import read_lines, split_texts
-from rosettamt.evaluate.pipeline import (EvalResult, decode_tag, evaluate, evaluate_splits, evaluate_texts,
+from rosettamt.evaluate.pipeline import (EvalResult, decode_tag, evaluate, evaluate_directions, evaluate_splits,
+                                         evaluate_texts,
                                          translate_texts)
 from rosettamt.evaluate.scoring import PAPER_LABEL, paper_tokenize, score
 
 
-__all__ = ["EvalResult", "PAPER_LABEL", "decode_tag", "evaluate", "evaluate_splits", "evaluate_texts",
+__all__ = ["EvalResult", "PAPER_LABEL", "decode_tag", "evaluate", "evaluate_directions", "evaluate_splits", "evaluate_texts",
            "paper_tokenize", "read_lines", "score", "split_texts", "translate_texts"]

@@ -21,7 +21,7 @@ from rosettamt.errors import UserError
 from rosettamt.evaluate.inputs import split_texts
 
 SAFE_KEYS = ("source", "src_lang", "tgt_lang", "train_split", "val_split", "test_splits", "hub_splits",
-             "src_column", "tgt_column")
+             "src_column", "tgt_column", "langs", "pairs")  # langs/pairs: a multilingual model's directions
 WHERE = "give its location: data_dir=DIR (or data.dir=DIR)"
 
 

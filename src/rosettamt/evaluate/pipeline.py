@@ -51,14 +51,16 @@ class EvalResult:
     seconds: float  # decoding time only
     sentences_per_s: float
     tokens_per_s: float  # generated target subword tokens (EOS not counted) per second
+    direction: Optional[str] = None  # a multilingual model's direction ("en-de"); None for a bilingual one
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     def report(self) -> str:
         """Human-readable lines for the terminal."""
+        name = self.name if self.direction is None else f"{self.direction} {self.name}"
         lines = [
-            f"{self.name}: {self.sentences} sentences, {self.decode}, {self.seconds:.1f} s, "
+            f"{name}: {self.sentences} sentences, {self.decode}, {self.seconds:.1f} s, "
             f"{self.sentences_per_s:.1f} sentences/s, {self.tokens_per_s:.0f} tokens/s",
             f"  BLEU       {self.bleu:6.2f}  {self.bleu_signature}",
             f"  chrF       {self.chrf:6.2f}  {self.chrf_signature}",
@@ -71,19 +73,25 @@ class EvalResult:
 
 
 def decode_tag(cfg: DecodeConfig, model=None) -> str:
-    """Short name of the search, used in file names: greedy, beam5; -bf16 when the model decodes in bf16."""
+    """Short name of the search, used in file names: greedy, beam5; -bf16 / -int8 when the model decodes so."""
     tag = "greedy" if cfg.strategy == Strategy.greedy else f"beam{cfg.beam_size}"
     if hasattr(model, "search"):  # an engine: -ct2, -ct2-int8, ...
         return tag + model.tag
     if model is not None and next(model.parameters()).dtype == torch.bfloat16:
         tag += "-bf16"
+    if getattr(model, "int8", False):  # decode.precision=int8 (model/int8.py)
+        tag += "-int8"
     return tag
 
 
 def translate_texts(model, tokenizer, texts: Sequence[str], cfg: DecodeConfig, device,
-                    progress: bool = False) -> Tuple[List[str], float, int]:
-    """Source sentences -> (detokenized best hypotheses, decoding seconds, generated tokens)."""
+                    progress: bool = False, src_prefix: Sequence[int] = ()) -> Tuple[List[str], float, int]:
+    """Source sentences -> (detokenized best hypotheses, decoding seconds, generated tokens).
+
+    ``src_prefix``: ids every source starts with (a multilingual model's target tag)."""
     src_ids = tokenizer.encode_src(list(texts)) if texts else []
+    if src_prefix:
+        src_ids = [list(src_prefix) + ids for ids in src_ids]
     start = time.perf_counter()
     if hasattr(model, "search"):  # an engine (rosettamt.engine): backend=ctranslate2
         results = model.search(src_ids, cfg, progress=progress)
@@ -97,12 +105,14 @@ def translate_texts(model, tokenizer, texts: Sequence[str], cfg: DecodeConfig, d
 
 def evaluate_texts(model, tokenizer, src: Sequence[str], refs: Sequence[str], name: str,
                    out_prefix: Path, decode: DecodeConfig, metric: MetricConfig, device,
-                   tgt_lang: str, progress: bool = False) -> EvalResult:
+                   tgt_lang: str, progress: bool = False, src_prefix: Sequence[int] = (),
+                   direction: Optional[str] = None) -> EvalResult:
     """Decode src, write ``{out_prefix}.hyp`` / ``.ref`` / ``.json``, score against refs.
 
     Each file is written whole or not at all (temp file + rename): a stopped run leaves the old one.
+    ``src_prefix`` / ``direction``: a multilingual model's target tag id and the direction's name.
     """
-    hyps, seconds, tokens = translate_texts(model, tokenizer, src, decode, device, progress)
+    hyps, seconds, tokens = translate_texts(model, tokenizer, src, decode, device, progress, src_prefix)
     refs = [r.rstrip() for r in refs]  # as the sacrebleu CLI reads a file
     hyp_file, ref_file = Path(f"{out_prefix}.hyp.{tgt_lang}"), Path(f"{out_prefix}.ref.{tgt_lang}")
     atomic_write_text(hyp_file, "".join(h + "\n" for h in hyps))
@@ -111,7 +121,7 @@ def evaluate_texts(model, tokenizer, src: Sequence[str], refs: Sequence[str], na
     seconds = max(seconds, 1e-9)
     result = EvalResult(name=name, sentences=len(hyps), hyp_file=str(hyp_file), ref_file=str(ref_file),
                         decode=decode_tag(decode, model), seconds=seconds, sentences_per_s=len(hyps) / seconds,
-                        tokens_per_s=tokens / seconds, **scores)
+                        tokens_per_s=tokens / seconds, direction=direction, **scores)
     atomic_write_text(Path(f"{out_prefix}.scores.json"), json.dumps(result.to_dict(), indent=1) + "\n")
     return result
 
@@ -134,6 +144,8 @@ def evaluate(
     backend: str = "rosettamt",
     model_dir: Optional[str | Path] = None,
     ct2: Optional[CT2Config] = None,
+    src_lang: Optional[str] = None,
+    tgt_lang: Optional[str] = None,
 ) -> List[EvalResult]:
     """Score a checkpoint (or a run's best one) on corpus splits, or on a src_file/ref_file pair.
 
@@ -143,6 +155,12 @@ def evaluate(
     this read a path, fetch a URL or write a cache the user did not give (corpus_config.py).
     Files go to output_dir or next to the checkpoint: ``{ckpt}.{split}.{greedy|beamK}.hyp.{lang}``,
     ``.ref`` and ``.scores.json``; the folder is checked before any work is done.
+
+    A multilingual checkpoint (its data.langs / data.pairs) is scored in the direction that
+    ``src_lang`` / ``tgt_lang`` pick (rosettamt.langs.pick_direction), or, for corpus splits with
+    neither given, in every direction it knows (files ``{ckpt}.{src-tgt}.{split}...``; a split a
+    direction lacks, like Czech test_2017_flickr, is skipped with a log line). A bilingual
+    checkpoint accepts only its own pair there.
     """
     decode, metric = decode or DecodeConfig(), metric or MetricConfig()
     if (src_file is None) != (ref_file is None):
@@ -167,22 +185,66 @@ def evaluate(
     data, from_checkpoint = corpus_config(ckpt, checkpoint, data, data_dir, data_overrides)
     tag = decode_tag(decode, model)
 
+    dirs = _directions(data, src_lang, tgt_lang)
     if src_file is not None:
         src_path, ref_path = Path(src_file), Path(ref_file)  # type: ignore[arg-type]
         src, refs = read_lines(src_path, "src_file"), read_lines(ref_path, "ref_file")
         if len(src) != len(refs):
             raise UserError(f"src_file={src_path} has {len(src)} lines but ref_file={ref_path} has {len(refs)}")
-        jobs = {src_path.name: (src, refs)}
+        if dirs is None:
+            jobs = {src_path.name: (src, refs)}
+        else:
+            if len(dirs) > 1:  # a file pair is one direction: the model's default unless src_lang/tgt_lang say
+                from rosettamt.langs import pick_direction
+
+                dirs = [pick_direction(dirs, None, None, (data.src_lang, data.tgt_lang))]
+            runs = [(dirs[0], dirs[0][1], {src_path.name: (src, refs)})]
     else:
-        jobs = read_splits(data, list(splits), checkpoint, from_checkpoint, override_keys(data_overrides))
+        if dirs is None:
+            jobs = read_splits(data, list(splits), checkpoint, from_checkpoint, override_keys(data_overrides))
+        else:
+            from rosettamt.data.multilingual import direction_config
+
+            runs = []
+            for d in dirs:
+                ddata = direction_config(data, d)
+                runs.append((d, d[1], read_splits(ddata, list(splits), checkpoint, from_checkpoint,
+                                                  override_keys(data_overrides))))
 
     results = []
-    for name, (src, refs) in jobs.items():
-        log.info("decoding %s (%d sentences, %s) with %s", name, len(src), tag, checkpoint)
-        prefix = out_dir / f"{checkpoint.stem}.{name}.{tag}"
-        results.append(evaluate_texts(model, tokenizer, src, refs, name, prefix, decode, metric, dev,
-                                      data.tgt_lang, progress))
+    if dirs is None:
+        for name, (src, refs) in jobs.items():
+            log.info("decoding %s (%d sentences, %s) with %s", name, len(src), tag, checkpoint)
+            prefix = out_dir / f"{checkpoint.stem}.{name}.{tag}"
+            results.append(evaluate_texts(model, tokenizer, src, refs, name, prefix, decode, metric, dev,
+                                          data.tgt_lang, progress))
+        return results
+    from rosettamt.langs import pair_name
+
+    for d, lang, jobs in runs:
+        pair = pair_name(d)
+        for name, (src, refs) in jobs.items():
+            log.info("decoding %s %s (%d sentences, %s) with %s", pair, name, len(src), tag, checkpoint)
+            prefix = out_dir / f"{checkpoint.stem}.{pair}.{name}.{tag}"
+            results.append(evaluate_texts(model, tokenizer, src, refs, name, prefix, decode, metric, dev,
+                                          lang, progress, src_prefix=[tokenizer.tag_id(lang)], direction=pair))
     return results
+
+
+def _directions(data: DataConfig, src_lang: Optional[str], tgt_lang: Optional[str]):
+    """The directions to score: None for a bilingual model (whose pair src_lang/tgt_lang must match),
+    else those src_lang/tgt_lang pick from the model's (all of them when neither is given)."""
+    from rosettamt import langs as L
+
+    dirs = L.directions(data.langs, data.pairs)
+    if dirs is None:
+        for option, given, own in (("src_lang", src_lang, data.src_lang), ("tgt_lang", tgt_lang, data.tgt_lang)):
+            if given is not None and given != own:
+                raise UserError(f"{option}={given}: this model translates {data.src_lang}-{data.tgt_lang} only")
+        return None
+    if src_lang is None and tgt_lang is None:
+        return dirs
+    return [L.pick_direction(dirs, src_lang, tgt_lang, (data.src_lang, data.tgt_lang))]
 
 
 def evaluate_splits(checkpoint: str | Path, data: Optional[DataConfig], splits: Sequence[str],
@@ -193,4 +255,18 @@ def evaluate_splits(checkpoint: str | Path, data: Optional[DataConfig], splits: 
     results = evaluate(checkpoint, splits=splits, data=data, decode=decode, metric=metric,
                        output_dir=output_dir, device=device, progress=progress)
     return {r.name: r.to_dict() for r in results}
+
+
+def evaluate_directions(checkpoint: str | Path, data: DataConfig, splits: Sequence[str],
+                        decode: Optional[DecodeConfig] = None, metric: Optional[MetricConfig] = None,
+                        device: Any = "auto", output_dir: Optional[str | Path] = None,
+                        progress: bool = False) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """The trainer's end-of-run call for a multilingual run: {direction: {split: scores}}, every
+    direction of ``data`` on each of ``splits`` it has."""
+    results = evaluate(checkpoint, splits=splits, data=data, decode=decode, metric=metric,
+                       output_dir=output_dir, device=device, progress=progress)
+    out: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for r in results:
+        out.setdefault(str(r.direction), {})[r.name] = r.to_dict()
+    return out
 

@@ -36,7 +36,7 @@ from rosettamt.train.resume import restore, resume_path, snapshot
 from rosettamt.train.rng import seed_everything, set_rng_state
 from rosettamt.train.setup import build_model, build_sampler, check_options, prepare_run_data
 from rosettamt.train.state import TrainResult, TrainState
-from rosettamt.train.validate import validate
+from rosettamt.train.validate import validate, validate_directions
 
 log = logging.getLogger("rosettamt.train")
 
@@ -74,7 +74,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg.optim, self.device)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.tc.max_steps)
         self.train_ids = self.data.ids[cfg.data.train_split]
-        self.sampler = build_sampler(cfg, self.train_ids, self.dist)
+        self.sampler = build_sampler(cfg, self.train_ids, self.dist, self.data.groups)
         self.state = TrainState()
         rng_state = None
         if resume_from is not None:
@@ -108,7 +108,7 @@ class Trainer:
                  tok.src_vocab_size, tok.tgt_vocab_size, "joint" if tok.joint else "separate")
         log.info("train: %d pairs, %d batches/epoch per rank (padding %.1f%%); val: %d pairs, BLEU on %d",
                  len(self.train_ids), len(self.sampler), 100 * self.sampler.padding_fraction,
-                 len(self.data.ids[val_split]), len(self.outputs.valset.src_ids))
+                 len(self.data.ids[val_split]), self.outputs.val_sentences())
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -228,8 +228,9 @@ class Trainer:
     # ---- validation and checkpoints ----------------------------------------------------------
 
     def _validate(self, model: nn.Module) -> Dict[str, float]:
-        return validate(model, self.outputs.valset, self.data.tokenizer, self.cfg.decode, self.device, self.amp,
-                        self.cfg.optim.label_smoothing, self.cfg.model.pad_id)
+        run = validate if self.outputs.valsets is None else validate_directions  # multilingual: per direction
+        return run(model, self.outputs.valsets or self.outputs.valset, self.data.tokenizer, self.cfg.decode,
+                   self.device, self.amp, self.cfg.optim.label_smoothing, self.cfg.model.pad_id)
 
     def _validate_and_save(self, periodic: bool, final: bool = False) -> str:
         """Validate (rank 0), track early stopping, save last/best; returns a stop reason or ''."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from omegaconf import OmegaConf
 
@@ -14,7 +14,7 @@ from rosettamt.atomic import atomic_write_text, writable_dir
 from rosettamt.train.metrics import MetricsLog, plot_curves
 from rosettamt.train.saver import CheckpointSaver
 from rosettamt.train.state import TrainState
-from rosettamt.train.validate import build_valset
+from rosettamt.train.validate import ValSet, build_valset
 
 log = logging.getLogger("rosettamt.train")
 
@@ -36,9 +36,23 @@ class RunOutputs:
             self.metrics.truncate_after(step)
             self.saver.forget_after(step)
         val_split = cfg.data.val_split
-        self.valset = build_valset(data.ids[val_split], data.corpus[val_split], cfg.trainer.max_tokens,
-                                   cfg.trainer.val_max_sentences)
+        # multilingual: one val set per direction that has the val split (trainer.val_max_sentences each)
+        self.valset: Optional[ValSet] = None
+        self.valsets: Optional[Dict[str, ValSet]] = None
+        if getattr(data, "directions", None) is not None:
+            self.valsets = {name: build_valset(ids[val_split], data.dir_corpus[name][val_split],
+                                               cfg.trainer.max_tokens, cfg.trainer.val_max_sentences)
+                            for name, ids in data.dir_ids.items() if val_split in ids}
+        else:
+            self.valset = build_valset(data.ids[val_split], data.corpus[val_split], cfg.trainer.max_tokens,
+                                       cfg.trainer.val_max_sentences)
         self.last_plot = 0.0  # perf_counter of the latest curves.png
+
+    def val_sentences(self) -> int:
+        """Sentences each validation decodes for BLEU (all directions together)."""
+        if self.valsets is not None:
+            return sum(len(v.src_ids) for v in self.valsets.values())
+        return len(self.valset.src_ids)
 
     def write(self, record: Dict[str, Any]) -> None:
         self.metrics.write(record)
@@ -54,10 +68,14 @@ class RunOutputs:
         """A validation's ``kind: val`` record: into metrics.jsonl, as a log line, now and then onto the curves."""
         self.write({"kind": "val", "step": state.step, "epoch": epoch, **scores, "best_bleu": state.best_bleu,
                     "val_seconds": seconds, "time": state.elapsed()})
+        per_direction = ""
+        if "directions" in scores:  # multilingual: BLEU/chrF are the directions' mean; each one follows
+            per_direction = " | " + ", ".join(f"{name} {d['bleu']:.2f}/{d['chrf']:.2f}"
+                                              for name, d in scores["directions"].items())
         log.info("validation step %d: loss %.3f | ppl %.2f | BLEU %.2f | chrF %.2f | best %.2f%s "
-                 "(%d sentences, %.1fs)", state.step, scores["loss"], scores["ppl"], scores["bleu"],
+                 "(%d sentences, %.1fs)%s", state.step, scores["loss"], scores["ppl"], scores["bleu"],
                  scores["chrf"], state.best_bleu, "" if improved else f" | no gain x{state.bad_validations}",
-                 scores["sentences"], seconds)
+                 scores["sentences"], seconds, per_direction)
         self.plot(force=False)
 
     def close(self) -> None:

@@ -54,6 +54,11 @@ def evaluate_test_splits(checkpoint: Path, cfg: TrainConfig, run_dir: Path,
     from rosettamt.evaluate import evaluate_splits
     from rosettamt.train.progress import wants_bar
 
+    if cfg.data.langs or cfg.data.pairs:  # multilingual: a table per direction (train/directions.py)
+        from rosettamt.train.directions import evaluate_test_directions
+
+        return evaluate_test_directions(checkpoint, cfg, run_dir, device)
+
     cfg, note = metric_for_tests(cfg)
     if note:
         log.warning(note)

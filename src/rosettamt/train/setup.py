@@ -54,8 +54,11 @@ def build_model(cfg: C.TrainConfig, tokenizer: Any, device: torch.device) -> Seq
     return Seq2SeqTransformer(cfg.model).to(device)
 
 
-def build_sampler(cfg: C.TrainConfig, train_ids: Any, dist: D.DistInfo) -> TokenBatchSampler:
-    """Length-bucketed token batches of the train split, this rank's share of each epoch."""
+def build_sampler(cfg: C.TrainConfig, train_ids: Any, dist: D.DistInfo, groups: Any = None) -> TokenBatchSampler:
+    """Length-bucketed token batches of the train split, this rank's share of each epoch.
+
+    ``groups`` (multilingual): the directions' parts of the train split; each epoch then draws
+    from them by data.sampling, and a batch mixes directions of similar lengths."""
     src_lens, tgt_lens = lengths(train_ids)  # pieces; the sampler adds EOS/BOS
     return TokenBatchSampler(src_lens, tgt_lens, cfg.trainer.max_tokens, shuffle=True, seed=cfg.seed,
-                             rank=dist.rank, world_size=dist.world_size)
+                             rank=dist.rank, world_size=dist.world_size, groups=groups)

@@ -69,3 +69,22 @@ def validate(model: torch.nn.Module, val: ValSet, tokenizer: Any, decode: Decode
         out["bleu"] = sacrebleu.corpus_bleu(texts, [val.refs]).score
         out["chrf"] = sacrebleu.corpus_chrf(texts, [val.refs]).score
     return out
+
+
+def validate_directions(model: torch.nn.Module, valsets: Dict[str, ValSet], tokenizer: Any, decode: DecodeConfig,
+                        device: torch.device, amp_dtype: torch.dtype | None, smoothing: float,
+                        pad_id: int = 0) -> Dict[str, Any]:
+    """A multilingual model's validation: :func:`validate` on each direction's val set (its sources
+    start with the target tag), then the mean over directions of loss, BLEU and chrF (the mean BLEU
+    is the ``bleu`` that picks the best checkpoint and drives early stopping). ``directions`` holds
+    each direction's own {"loss", "ppl", "bleu", "chrf", "sentences"}."""
+    per: Dict[str, Dict[str, float]] = {}
+    for name, val in valsets.items():
+        per[name] = validate(model, val, tokenizer, decode, device, amp_dtype, smoothing, pad_id)
+    n = max(len(per), 1)
+    nll = sum(s["nll"] for s in per.values()) / n
+    return {"loss": sum(s["loss"] for s in per.values()) / n, "nll": nll, "ppl": math.exp(min(nll, 50.0)),
+            "bleu": sum(s["bleu"] for s in per.values()) / n, "chrf": sum(s["chrf"] for s in per.values()) / n,
+            "sentences": sum(int(s["sentences"]) for s in per.values()),
+            "directions": {name: {k: s[k] for k in ("loss", "ppl", "bleu", "chrf", "sentences")}
+                           for name, s in per.items()}}
