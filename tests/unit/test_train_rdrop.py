@@ -159,3 +159,18 @@ def test_rdrop_and_selection_options_are_checked(make_cfg, tmp_path):
         Trainer(make_cfg("trainer.average_best=5", "trainer.keep_best=3"), tmp_path / "b")
     with pytest.raises(UserError, match=r"^trainer.select=average_last needs trainer.average_last >= 2"):
         Trainer(make_cfg("trainer.select=average_last"), tmp_path / "c")
+
+
+def test_a_run_with_rdrop_logs_the_kl_part_beside_the_ce(make_cfg, tmp_path):
+    import json
+
+    from rosettamt.train.loop import train
+
+    run = tmp_path / "run"
+    train(make_cfg("model.dropout=0.2", "trainer.rdrop_alpha=2.0", "trainer.max_steps=4", "trainer.log_every=2",
+                   "trainer.val_every=4", "trainer.save_every=4"), run)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_recs = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train_recs] == [2, 4] and all(r["rdrop_kl"] > 0 for r in train_recs)
+    assert all("rdrop_kl" not in r for r in records if r["kind"] == "val")  # validation: one pass, no dropout
+    assert "step 4: R-Drop KL" in (run / "train.log").read_text()

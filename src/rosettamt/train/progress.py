@@ -80,3 +80,5 @@ class Progress:
         log.info("step %d%s | epoch %.2f | loss %.3f | ppl %.2f | lr %.2e | %s tok/s | elapsed %s | "
                  "remaining %s", r["step"], total, r["epoch"], r["loss"], r["ppl"], r["lr"],
                  _si(r["tgt_tok_per_s"] + r["src_tok_per_s"]), hms(r["time"]), hms(self.remaining(r)))
+        if "rdrop_kl" in r:  # trainer.rdrop_alpha > 0: loss/ppl above are the CE part; this is the KL part
+            log.info("step %d: R-Drop KL %.4f per target token", r["step"], r["rdrop_kl"])
