@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from rosettamt.config import Activation, ModelConfig, Norm
@@ -118,8 +117,7 @@ class DecoderLayer(nn.Module):
         if cache is None:
             return self.self_attn(h, is_causal=True)[0]
         q, k, v = self.self_attn.project_qkv(h)  # (N, H, T, d)
-        cache.self_k = torch.cat([cache.self_k, k], dim=2)  # (N, H, t+T, d_k)
-        cache.self_v = torch.cat([cache.self_v, v], dim=2)  # (N, H, t+T, d_v)
+        cache.append(k, v)  # self_k / self_v: (N, H, t+T, d)
         return self.self_attn.attend(q, cache.self_k, cache.self_v, mask=self_mask)[0]
 
     def _cross_attention(

@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from rosettamt import speed
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from rosettamt.model.cache import DecoderCache, sentence_rows
 
@@ -50,7 +51,10 @@ class Stepper:
         (1 -> k after beam search's first step): rows (B*beam_size,) then index the B*old rows."""
         if self.cache is not None:
             self.cache.beam_size = beam_size  # plain data: the rows below are laid out for it
-            self.cache.reorder(rows)
+            unmoved = beam_size == self.k and speed.on("skip_reorder") and bool(
+                torch.equal(rows, torch.arange(rows.numel(), device=rows.device)))
+            if not unmoved:  # when no beam moved, the cache is already in order
+                self.cache.reorder(rows)
         elif beam_size != self.k:  # the rows of a sentence share its memory: only widening moves it
             self.memory = self.memory.index_select(0, rows)  # (B*k, S, D)
             self.src_mask = self.src_mask.index_select(0, rows)  # (B*k, S)
