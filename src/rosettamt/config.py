@@ -73,6 +73,15 @@ class Precision(Choice):
     bf16 = "bf16"
 
 
+class DecodePrecision(Choice):
+    """decode.precision: Precision's values, plus int8 (decoding only, on the CPU)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    int8 = "int8"  # the linear layers with int8 weights, dynamically quantised activations (model/int8.py)
+
+
 class Progress(Choice):
     auto = "auto"
     bar = "bar"
@@ -258,8 +267,9 @@ class DecodeConfig:
     max_tokens: int = 8192  # source tokens per decoding batch
     use_cache: bool = True
     # weights and activations while decoding: fp32, bf16 (GPUs and CPUs with bf16 matmul units,
-    # e.g. AVX512-BF16/AMX), or auto = bf16 on CUDA, fp32 on CPU. Applied when a checkpoint is loaded.
-    precision: Precision = Precision.fp32
+    # e.g. AVX512-BF16/AMX), auto = bf16 on CUDA, fp32 on CPU, or int8 (CPU only: the encoder's and
+    # decoder's linear layers and the output projection in int8). Applied when a checkpoint is loaded.
+    precision: DecodePrecision = DecodePrecision.fp32
     # CPU + glibc: keep freed memory in the process (as trainer.keep_freed_memory): the K/V cache
     # grows and is reordered at every step, and unmapped blocks would page-fault back in each time
     keep_freed_memory: bool = True

@@ -132,7 +132,8 @@ def stored_info(ckpt: Dict[str, Any]) -> Dict[str, Any]:
 
 def load_for_inference(path: Path, device: Any, precision: str = "fp32") -> Tuple[Any, Any, Dict[str, Any]]:
     """(model in eval mode on ``device``, tokenizer, checkpoint dict) from one checkpoint file;
-    precision (decode.precision: fp32, bf16 or auto) is the dtype the weights are cast to.
+    precision (decode.precision: fp32, bf16 or auto) is the dtype the weights are cast to;
+    int8 quantizes the linear layers (CPU only, model/int8.py).
 
     The stored config, weights and tokenizer are all checked before the model is built.
     """
@@ -141,7 +142,11 @@ def load_for_inference(path: Path, device: Any, precision: str = "fp32") -> Tupl
     from rosettamt.model import Seq2SeqTransformer
 
     dev = resolve_device(device)
-    dtype = inference_dtype(Precision(precision), dev)
+    int8 = str(precision) == "int8"
+    if int8 and dev.type != "cpu":
+        raise UserError(f"decode.precision=int8 runs on the CPU only (device={dev}); use device=cpu, "
+                        "or decode.precision=bf16 on a GPU")
+    dtype = inference_dtype(Precision("fp32" if int8 else str(precision)), dev)
     ckpt = load_checkpoint(path, map_location="cpu")
     for key in TRAINING_KEYS:  # free optimizer state etc. early: inference never needs it
         ckpt.pop(key, None)
@@ -154,4 +159,8 @@ def load_for_inference(path: Path, device: Any, precision: str = "fp32") -> Tupl
     model = Seq2SeqTransformer(cfg)
     model.load_state_dict(ckpt["model"])
     model.to(device=dev, dtype=dtype).eval()
+    if int8:
+        from rosettamt.model.int8 import quantize_int8
+
+        quantize_int8(model, dev)
     return model, tokenizer, ckpt

@@ -28,6 +28,9 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout  # on the attention weights
         self.in_proj = nn.Linear(d_model, n_heads * (2 * d_k + d_v))  # rows: [W_q; W_k; W_v]
         self.out_proj = nn.Linear(n_heads * d_v, d_model)
+        # int8 decoding only (model/int8.py): the Q and K|V row blocks of in_proj as their own layers
+        self.q_proj: Optional[nn.Module] = None
+        self.kv_proj: Optional[nn.Module] = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -47,13 +50,18 @@ class MultiHeadAttention(nn.Module):
     def project_q(self, x: Tensor) -> Tensor:
         """Queries (B, H, T, d_k) from x (B, T, D)."""
         hk = self.n_heads * self.d_k
+        if self.q_proj is not None:
+            return self._heads(self.q_proj(x), self.d_k)  # (B, T, H*d_k) -> (B, H, T, d_k)
         q = F.linear(x, self.in_proj.weight[:hk], self.in_proj.bias[:hk])  # (B, T, H*d_k)
         return self._heads(q, self.d_k)
 
     def project_kv(self, memory: Tensor) -> Tuple[Tensor, Tensor]:
         """Keys (B, H, S, d_k) and values (B, H, S, d_v) from memory (B, S, D), one matmul."""
         hk = self.n_heads * self.d_k
-        kv = F.linear(memory, self.in_proj.weight[hk:], self.in_proj.bias[hk:])  # (B, S, H*(d_k+d_v))
+        if self.kv_proj is not None:
+            kv = self.kv_proj(memory)  # (B, S, H*(d_k+d_v))
+        else:
+            kv = F.linear(memory, self.in_proj.weight[hk:], self.in_proj.bias[hk:])  # (B, S, H*(d_k+d_v))
         k, v = kv.split([hk, self.n_heads * self.d_v], dim=-1)
         return self._heads(k, self.d_k), self._heads(v, self.d_v)
 
@@ -94,9 +102,11 @@ class MultiHeadAttention(nn.Module):
         elif q.device.type == "cpu" and q.dtype != torch.float32 and torch.is_grad_enabled():
             # CPU training under bf16 autocast: PyTorch's fused CPU attention is several times slower
             # in bf16 than in fp32 (backward above all; scripts/bench_train.py --precision bf16), so
-            # attend in fp32; the projections around it stay in bf16.
-            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=p,
-                                                 is_causal=is_causal).to(q.dtype)
+            # attend in fp32; the projections around it stay in bf16. Autocast is switched off around
+            # it: SDPA is on CPU autocast's bf16 list and would cast the fp32 copies straight back.
+            with torch.autocast("cpu", enabled=False):
+                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                                     dropout_p=p, is_causal=is_causal).to(q.dtype)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
         B, H, Tq, dv = out.shape
