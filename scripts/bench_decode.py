@@ -17,6 +17,15 @@ export of the same weights (``--ct2-dir``, or one made from the checkpoint in a 
 once per ``--compute-types`` entry, and compares rosettamt (configs ``greedy:cache`` and ``beam:cache``,
 ``:bf16`` appended for bf16) with CTranslate2 (``ct2-greedy:TYPE``, ``ct2-beam:TYPE``). Beam search then
 uses length_norm=average, the length normalisation both engines share.
+
+Issue 18 additions. A config may carry a precision and speed switches to turn off:
+``beam:cache:int8``, ``beam:cache:off=kv_buffers+skip_reorder`` (rosettamt.speed; ``--speed-off`` for
+every config). ``--rounds N`` runs the list N times interleaved and reports each config's median
+run with every round's figure. ``--latency`` translates one sentence at a time (batch 1, what the
+prompt and a lone server request see) and reports p50 / p95 / mean ms per sentence.
+``--save-hyps DIR`` writes each config's outputs as token-id lines; ``--reference-hyps DIR`` counts
+the lines that differ from such a file (an :int8 / :bf16 config is compared with the fp32 file).
+The summary table and the JSON hold the ratios to CTranslate2 (float32, and the same compute type).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 CONFIGS = "greedy:cache,greedy:recompute,beam:cache,beam:recompute"
 BUCKETS = [(1, 10), (11, 15), (16, 20), (21, 30), (31, 10_000)]  # source subword tokens, EOS not counted
@@ -76,10 +85,52 @@ def peak_memory_mib(device) -> Dict[str, float]:
     return out
 
 
+def parse_config(config: str) -> Tuple[str, str, Optional[str], str]:
+    """"beam:cache[:int8][:off=kv_buffers+fast_topk]" -> (strategy, cache, precision or None, switches off)."""
+    strategy, cache, *rest = config.split(":")
+    off = next((x[len("off="):].replace("+", ",") for x in rest if x.startswith("off=")), "")
+    precision = next((x for x in rest if not x.startswith("off=")), None)
+    return strategy, cache, precision, off
+
+
+def timed(search: Callable[[List[List[int]]], List[Any]], src_ids: List[List[int]],
+          latency: bool) -> Dict[str, Any]:
+    """Decode src_ids bucket by bucket (or, with latency, one sentence at a time) -> timings + outputs."""
+    buckets, outputs, per_sentence = [], [None] * len(src_ids), []
+    for lo, hi in BUCKETS:
+        rows = [i for i, ids in enumerate(src_ids) if lo <= len(ids) <= hi]
+        if not rows:
+            continue
+        start = time.perf_counter()
+        if latency:  # batch 1: what the prompt and a lone server request see
+            for i in rows:
+                t0 = time.perf_counter()
+                outputs[i] = search([src_ids[i]])[0][0].tokens
+                per_sentence.append(time.perf_counter() - t0)
+        else:
+            for i, h in zip(rows, search([src_ids[i] for i in rows])):
+                outputs[i] = h[0].tokens
+        seconds = time.perf_counter() - start
+        buckets.append({"bucket": f"{lo}-{hi}" if hi < 10_000 else f"{lo}+", "sentences": len(rows),
+                        "seconds": seconds, "ms_per_sentence": 1000 * seconds / len(rows)})
+    seconds = sum(b["seconds"] for b in buckets)
+    tokens = sum(len(o) for o in outputs if o is not None)
+    out = {"sentences": len(src_ids), "seconds": seconds, "sentences_per_s": len(src_ids) / seconds,
+           "tokens_per_s": tokens / seconds, "buckets": buckets, "outputs": outputs, "latency": latency}
+    if latency:
+        ms = sorted(1000 * x for x in per_sentence)
+        pick = lambda q: ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]  # noqa: E731
+        out.update(latency_p50_ms=pick(0.5), latency_p95_ms=pick(0.95), latency_mean_ms=sum(ms) / len(ms))
+    return out
+
+
 def run_one(args: argparse.Namespace) -> Dict[str, Any]:
     """One configuration (args.one = "greedy:cache" etc.), in this process: timings + outputs."""
+    import dataclasses
+
     import torch
 
+    from rosettamt import speed
     from rosettamt.checkpoint import load_for_inference
     from rosettamt.config import DecodeConfig
     from rosettamt.search import translate_ids
@@ -88,79 +139,46 @@ def run_one(args: argparse.Namespace) -> Dict[str, Any]:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     setup_allocator(not args.no_keep_freed_memory, device)  # what the commands do at start
-    model, tok, ckpt = load_for_inference(Path(args.checkpoint), device, args.precision)
+    strategy, cache, precision, off = parse_config(args.one)
+    off = ",".join(x for x in (args.speed_off, off) if x)
+    speed.set_switches(off)
+    ct2 = strategy.startswith("ct2-")  # ct2-greedy:int8: the CTranslate2 export, same sentences and batches
+    if ct2:
+        strategy, ct2_type, precision = strategy[len("ct2-"):], cache, "fp32"
+    model, tok, ckpt = load_for_inference(Path(args.checkpoint), device, precision or args.precision)
     src_ids = tok.encode_src(read_sources(args, ckpt))
-    strategy, cache, *precision = args.one.split(":")
     cfg = DecodeConfig(strategy=strategy, beam_size=args.beam if strategy == "beam" else 1,
                        use_cache=cache == "cache", max_tokens=args.max_tokens,
                        keep_freed_memory=not args.no_keep_freed_memory, length_norm=args.length_norm)
-    if precision:  # greedy:cache:bf16
-        model, tok, ckpt = load_for_inference(Path(args.checkpoint), device, precision[0])
+    if ct2:
+        from rosettamt.engine.ct2 import CT2Engine
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        engine, _, _ = CT2Engine.load(Path(args.ct2_dir), "cpu" if args.device == "auto" else args.device,
+                                      ct2_type, args.threads)
+        cfg = dataclasses.replace(cfg, use_cache=True)
+        search = lambda ids: engine.search(ids, cfg)  # noqa: E731
+        engine_info = {"engine": "ctranslate2", "precision": ct2_type, "keep_freed_memory": False}
+    else:
+        def search(ids: List[List[int]]) -> List[Any]:
+            hyps = translate_ids(model, ids, cfg, device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            return hyps
 
-    if strategy.startswith("ct2-"):  # ct2-greedy:int8: the CTranslate2 export, same sentences and batches
-        return run_ct2(args, tok, src_ids, cfg, strategy[len("ct2-"):], cache)
-    translate_ids(model, src_ids[:16], cfg, device)  # warm-up: allocator, kernels, caches
+        engine_info = {"engine": "rosettamt", "keep_freed_memory": cfg.keep_freed_memory,
+                       "precision": "int8" if getattr(model, "int8", False) else
+                       str(next(model.parameters()).dtype).replace("torch.", ""),
+                       "speed_off": sorted(n for n, v in speed.SWITCHES.items() if not v)}
+    search(src_ids[:16])  # warm-up: allocator, kernels, caches
+    if args.latency:
+        for ids in src_ids[:16]:
+            search([ids])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    buckets, outputs = [], [None] * len(src_ids)
-    for lo, hi in BUCKETS:
-        rows = [i for i, ids in enumerate(src_ids) if lo <= len(ids) <= hi]
-        if not rows:
-            continue
-        sync()
-        start = time.perf_counter()
-        hyps = translate_ids(model, [src_ids[i] for i in rows], cfg, device)
-        sync()
-        seconds = time.perf_counter() - start
-        for i, h in zip(rows, hyps):
-            outputs[i] = h[0].tokens
-        buckets.append({"bucket": f"{lo}-{hi}" if hi < 10_000 else f"{lo}+", "sentences": len(rows),
-                        "seconds": seconds, "ms_per_sentence": 1000 * seconds / len(rows)})
-    seconds = sum(b["seconds"] for b in buckets)
-    tokens = sum(len(o) for o in outputs if o is not None)
-    return {"config": args.one, "strategy": strategy, "beam_size": cfg.beam_size, "use_cache": cfg.use_cache,
-            "device": str(device), "precision": str(next(model.parameters()).dtype).replace("torch.", ""),
-            "threads": args.threads, "keep_freed_memory": cfg.keep_freed_memory,
-            "sentences": len(src_ids), "seconds": seconds,
-            "sentences_per_s": len(src_ids) / seconds, "tokens_per_s": tokens / seconds,
-            "buckets": buckets, "outputs": outputs, **peak_memory_mib(device)}
-
-
-def run_ct2(args: argparse.Namespace, tok: Any, src_ids: List[List[int]], cfg: Any, strategy: str,
-            compute_type: str) -> Dict[str, Any]:
-    """One CTranslate2 configuration: the rosettamt.engine CT2Engine on --ct2-dir, bucket by bucket."""
-    import dataclasses
-
-    from rosettamt.engine.ct2 import CT2Engine
-
-    engine, _, _ = CT2Engine.load(Path(args.ct2_dir), "cpu" if args.device == "auto" else args.device,
-                                  compute_type, args.threads)
-    cfg = dataclasses.replace(cfg, strategy=strategy, beam_size=args.beam if strategy == "beam" else 1)
-    engine.search(src_ids[:16], cfg)  # warm-up
-    buckets, outputs = [], [None] * len(src_ids)
-    for lo, hi in BUCKETS:
-        rows = [i for i, ids in enumerate(src_ids) if lo <= len(ids) <= hi]
-        if not rows:
-            continue
-        start = time.perf_counter()
-        hyps = engine.search([src_ids[i] for i in rows], cfg)
-        seconds = time.perf_counter() - start
-        for i, h in zip(rows, hyps):
-            outputs[i] = h[0].tokens
-        buckets.append({"bucket": f"{lo}-{hi}" if hi < 10_000 else f"{lo}+", "sentences": len(rows),
-                        "seconds": seconds, "ms_per_sentence": 1000 * seconds / len(rows)})
-    seconds = sum(b["seconds"] for b in buckets)
-    tokens = sum(len(o) for o in outputs if o is not None)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"config": args.one, "engine": "ctranslate2", "strategy": strategy, "beam_size": cfg.beam_size,
-            "use_cache": True, "device": "cpu", "precision": compute_type, "threads": args.threads,
-            "keep_freed_memory": False, "sentences": len(src_ids), "seconds": seconds,
-            "sentences_per_s": len(src_ids) / seconds, "tokens_per_s": tokens / seconds, "buckets": buckets,
-            "outputs": outputs, "peak_rss_mib": rss}
+    result = timed(search, src_ids, args.latency)
+    return {"config": args.one, "strategy": cfg.strategy, "beam_size": cfg.beam_size, "use_cache": cfg.use_cache,
+            "device": str(device), "threads": args.threads, "max_tokens": args.max_tokens,
+            "length_norm": str(cfg.length_norm), **engine_info, **result, **peak_memory_mib(device)}
 
 
 def label(r: Dict[str, Any]) -> str:
@@ -205,7 +223,7 @@ def anchors(results: List[Dict[str, Any]]) -> str:
     if not cached:
         return ""
     r = next(iter(cached.values()))
-    same = r["device"] == "cpu" and r["threads"] == 2 and r["precision"] == "float32" and r["sentences"] == 1000
+    same = r["device"] == "cpu" and r["threads"] == 2 and r["precision"] in ("fp32", "float32") and r["sentences"] == 1000
     lines = ["Peer anchors (sentences/s; model=small, same 2-core CPU, 2 threads, fp32, 1,000 sentences):", "",
              "| decoder | greedy | beam 5 |", "|---|---|---|"]
     lines += [f"| {name} | {greedy} | {beam} |" for name, greedy, beam in ANCHORS]
@@ -227,17 +245,29 @@ def main() -> None:
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8", "auto"),
                    help="decode.precision: the dtype the model decodes in (the anchors are fp32)")
     p.add_argument("--no-keep-freed-memory", action="store_true",
                    help="decode.keep_freed_memory=false: glibc's default malloc (big blocks unmapped on free)")
     p.add_argument("--max-tokens", type=int, default=8192, help="source tokens per batch")
-    p.add_argument("--configs", default=CONFIGS)
+    p.add_argument("--configs", default=CONFIGS,
+                   help="comma-separated STRATEGY:cache|recompute[:PRECISION][:off=SWITCH+SWITCH]")
+    p.add_argument("--speed-off", default="", help="speed switches to turn off in every rosettamt config "
+                   "(kv_buffers,skip_reorder,fast_topk or all; rosettamt.speed)")
+    p.add_argument("--latency", action="store_true",
+                   help="one sentence at a time (batch 1), p50/p95 latency per sentence (beam: --configs beam:cache)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the config list this many times, interleaved (A B A B): medians are reported")
     p.add_argument("--backend", default="rosettamt", choices=("rosettamt", "ctranslate2"),
                    help="ctranslate2: rosettamt and a CTranslate2 export of the same weights, side by side")
     p.add_argument("--ct2-dir", help="the export (rosettamt-export format=ctranslate2); default: made in a temp folder")
     p.add_argument("--compute-types", default="float32,int8", help="CTranslate2 compute types (--backend ctranslate2)")
     p.add_argument("--length-norm", default=None, help="decode.length_norm (default: gnmt; average with ctranslate2)")
+    p.add_argument("--save-hyps", metavar="DIR",
+                   help="write each configuration's outputs (token ids, one line per sentence) to DIR/CONFIG.LENGTH_NORM.ids")
+    p.add_argument("--reference-hyps", metavar="DIR",
+                   help="count the lines that differ from DIR/CONFIG.LENGTH_NORM.ids of an earlier --save-hyps run "
+                        "(a :bf16/:int8 config is compared with its fp32 file when it has none of its own)")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = p.parse_args()
@@ -250,16 +280,19 @@ def main() -> None:
     argv = sys.argv[1:]
     if args.backend == "ctranslate2":
         argv += prepare_ct2(args)
-    results = []
-    for config in args.configs.split(","):
-        cmd = [sys.executable, __file__, *argv, "--one", config]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            sys.exit(f"bench_decode: {config} failed:\n{proc.stderr}")
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        r = results[-1]
-        print(f"{config}: {r['sentences_per_s']:.1f} sentences/s on {r['device']}", file=sys.stderr)
+    runs: Dict[str, List[Dict[str, Any]]] = {}
+    for _ in range(max(1, args.rounds)):  # interleaved: A B A B, so a busy spell hits both
+        for config in args.configs.split(","):
+            cmd = [sys.executable, __file__, *argv, "--one", config]
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                sys.exit(f"bench_decode: {config} failed:\n{proc.stderr}")
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            runs.setdefault(config, []).append(r)
+            extra = f", p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms" if r["latency"] else ""
+            print(f"{config}: {r['sentences_per_s']:.1f} sentences/s on {r['device']}{extra}", file=sys.stderr)
+    results = [median_run(rs) for rs in runs.values()]
     by_config = {r["config"]: r for r in results}
     for strategy in ("greedy", "beam"):
         a, b = by_config.get(f"{strategy}:cache"), by_config.get(f"{strategy}:recompute")
@@ -273,12 +306,79 @@ def main() -> None:
             same = sum(x == y for x, y in zip(a["outputs"], r["outputs"]))
             print(f"CTranslate2 {r['precision']} {r['strategy']}: outputs identical to rosettamt's for "
                   f"{same}/{len(a['outputs'])} sentences", file=sys.stderr)
+    for r in results:
+        compare_with_saved(args, r)
     print(markdown(results))
+    print()
+    print(summary(results))
     print()
     print(anchors(results))
     if args.json:
         slim = [{k: v for k, v in r.items() if k != "outputs"} for r in results]
         Path(args.json).write_text(json.dumps(slim, indent=1) + "\n", encoding="utf-8")
+
+
+def median_run(rs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One configuration's rounds -> its median run (by sentences/s), with every round's figures."""
+    rs = sorted(rs, key=lambda r: r["sentences_per_s"])
+    r = dict(rs[(len(rs) - 1) // 2])
+    r["rounds_sentences_per_s"] = [x["sentences_per_s"] for x in rs]
+    if r["latency"]:
+        r["rounds_latency_p50_ms"] = [x["latency_p50_ms"] for x in rs]
+        r["rounds_latency_p95_ms"] = [x["latency_p95_ms"] for x in rs]
+    return r
+
+
+def summary(results: List[Dict[str, Any]]) -> str:
+    """One row per configuration: switches off, speed (median of the rounds), latency, the ratio to
+    CTranslate2 (same search; float32, and the same compute type where there is one) and how many
+    outputs differ from --reference-hyps."""
+    ct2 = {(r["strategy"], r["precision"]): r for r in results if r.get("engine") == "ctranslate2"}
+    head = ("| config | engine | precision | speed switches off | sentences/s | rounds | p50 ms | p95 ms | "
+            "x CT2 float32 | x CT2 same type | lines differing from reference |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        def ratio(other: Optional[Dict[str, Any]]) -> str:
+            if other is None or other is r:
+                return "-"
+            if r["latency"]:
+                return f"{other['latency_p50_ms'] / r['latency_p50_ms']:.2f}"  # > 1: faster than CT2
+            return f"{r['sentences_per_s'] / other['sentences_per_s']:.2f}"
+
+        r["x_ct2_float32"] = ratio(ct2.get((r["strategy"], "float32")))
+        r["x_ct2_same_type"] = ratio(ct2.get((r["strategy"], r["precision"])))
+        lat = (f"{r['latency_p50_ms']:.1f} | {r['latency_p95_ms']:.1f}" if r["latency"] else "- | -")
+        lines.append(f"| {r['config']} | {r.get('engine', 'rosettamt')} | {r['precision']} | "
+                     f"{'+'.join(r.get('speed_off', [])) or 'none'} | {r['sentences_per_s']:.1f} | "
+                     f"{' / '.join(f'{x:.1f}' for x in r['rounds_sentences_per_s'])} | {lat} | {r['x_ct2_float32']} | "
+                     f"{r['x_ct2_same_type']} | {r.get('differ_from_reference', '-')} |")
+    note = "Ratios: sentences/s over CTranslate2's (with --latency: CTranslate2's p50 over ours); > 1 = faster."
+    return "\n".join(lines + ["", note])
+
+
+def hyps_name(config: str, length_norm: str) -> str:
+    return f"{config.replace(':', '_')}.{length_norm}.ids"
+
+
+def compare_with_saved(args: argparse.Namespace, r: Dict[str, Any]) -> None:
+    """--save-hyps / --reference-hyps: outputs as token-id lines; r gets the reference's name and
+    how many lines differ from it (the issue's "at most a handful of the 1,000 lines")."""
+    lines = [" ".join(map(str, o or [])) for o in r["outputs"]]
+    if args.save_hyps:
+        Path(args.save_hyps).mkdir(parents=True, exist_ok=True)
+        (Path(args.save_hyps) / hyps_name(r["config"], args.length_norm)).write_text("\n".join(lines) + "\n")
+    if not args.reference_hyps:
+        return
+    base = ":".join(r["config"].split(":")[:2])  # beam:cache:int8 -> beam:cache
+    for name in (r["config"], base):
+        path = Path(args.reference_hyps) / hyps_name(name, args.length_norm)
+        if path.is_file():
+            ref = path.read_text().splitlines()
+            if len(ref) != len(lines):
+                sys.exit(f"bench_decode: {path} has {len(ref)} lines, this run {len(lines)}")
+            r["reference"], r["differ_from_reference"] = str(path), sum(a != b for a, b in zip(lines, ref))
+            print(f"{r['config']}: {r['differ_from_reference']}/{len(lines)} lines differ from {path}", file=sys.stderr)
+            return
 
 
 def prepare_ct2(args: argparse.Namespace) -> List[str]:

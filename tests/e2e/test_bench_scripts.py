@@ -53,3 +53,29 @@ def test_bench_train_measures_tokens_per_second_padding_and_memory(tmp_path, mul
     assert r["tgt_tok_per_s"] > 0 and r["src_tgt_tok_per_s"] > r["tgt_tok_per_s"]
     assert 0 <= r["padding"] < 1 and r["peak_rss_mib"] > 0 and r["s_per_step"] > 0
     assert "JoeyNMT 2.3" in proc.stdout and "not comparable with the anchors" in proc.stdout
+
+
+def test_bench_decode_latency_int8_speed_switches_and_reference_hyps(tmp_path, tmp_path_factory, toy_files):
+    """--latency gives p50/p95 per sentence; :int8 and :off=SWITCH configs run; --save-hyps then
+    --reference-hyps counts the lines that differ (0 against itself; an int8 run is compared with
+    the fp32 file)."""
+    from helpers.toy_checkpoint import toy_checkpoint
+
+    ckpt = toy_checkpoint(toy_files, tmp_path_factory)
+    common = [str(ckpt), "--src-file", toy_files["test"][0], "--limit", "12", "--threads", "1", "--beam", "3"]
+    _script("bench_decode.py", *common, "--configs", "beam:cache", "--save-hyps", str(tmp_path / "ref"), cwd=tmp_path)
+    assert len((tmp_path / "ref" / "beam_cache.gnmt.ids").read_text().splitlines()) == 12
+    out = tmp_path / "lat.json"
+    proc = _script("bench_decode.py", *common, "--latency", "--rounds", "2", "--reference-hyps", str(tmp_path / "ref"),
+                   "--configs", "beam:cache,beam:cache:off=kv_buffers+skip_reorder,beam:cache:int8",
+                   "--json", str(out), cwd=tmp_path)
+    records = {r["config"]: r for r in json.loads(out.read_text())}
+    assert list(records) == ["beam:cache", "beam:cache:off=kv_buffers+skip_reorder", "beam:cache:int8"]
+    for r in records.values():
+        assert r["latency"] and 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
+        assert len(r["rounds_sentences_per_s"]) == 2 and r["reference"].endswith("beam_cache.gnmt.ids")
+    assert records["beam:cache"]["differ_from_reference"] == 0
+    assert records["beam:cache:off=kv_buffers+skip_reorder"]["speed_off"] == ["kv_buffers", "skip_reorder"]
+    assert records["beam:cache:int8"]["precision"] == "int8"
+    assert 0 <= records["beam:cache:int8"]["differ_from_reference"] <= 12
+    assert "| beam:cache:int8 | rosettamt | int8 | none |" in proc.stdout
