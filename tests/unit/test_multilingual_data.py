@@ -284,3 +284,52 @@ def test_a_bilingual_run_is_what_it_was_before_multilingual_support(tmp_path):
             h.update(v.numpy().tobytes())
         assert h.hexdigest() == BEFORE["weights"]
     assert "directions" not in (tmp_path / "run" / "metrics.jsonl").read_text()
+
+
+def test_hub_multiway_translation_records_give_every_direction(multiway, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from rosettamt.data.pipeline import prepare_data
+
+    def records(split):
+        lines = {lang: (multiway / f"{split}.{lang}").read_text(encoding="utf-8").splitlines() for lang in ("en", "de", "fr")}
+        return Dataset.from_dict({"translation": [dict(zip(lines, row)) for row in zip(*lines.values())]})
+
+    DatasetDict({"train": records("train"), "validation": records("val"), "test": records("test")}).save_to_disk(
+        str(tmp_path / "hub"))
+    cfg = compose_train(["data=hub", f"data.hub_name={tmp_path / 'hub'}", "data.langs=[en,de,fr]",
+                         f"data.cache_dir={tmp_path / 'cache'}", "tokenizer.vocab_size=200", "model=tiny"])
+    C.check_train(cfg)
+    assert (cfg.data.src_lang, cfg.data.tgt_lang) == ("de", "en")  # data=hub's default direction, trained: kept
+    data = prepare_data(cfg.data, cfg.tokenizer, cfg.seed)
+    assert sorted(data.dir_corpus) == ["de-en", "de-fr", "en-de", "en-fr", "fr-de", "fr-en"]
+    en = (multiway / "val.en").read_text(encoding="utf-8").splitlines()
+    fr = (multiway / "val.fr").read_text(encoding="utf-8").splitlines()
+    assert data.dir_corpus["fr-en"]["val"][0] == {"src": fr[0], "tgt": en[0]}
+    assert {row[0] for row in data.dir_ids["fr-en"]["test"]["src_ids"]} == {data.tokenizer.tag_id("en")}
+
+
+def test_a_multilingual_run_resumes_bit_identically_across_epochs(tmp_path):
+    from rosettamt.train.loop import train
+
+    root = write_multiway_corpus(tmp_path / "corpus", {"train": 80, "val": 10, "test": 10}, seed=3)
+
+    def cfg(*extra):
+        return compose_train(multiway_overrides(root, tmp_path / "cache", "data.pairs=[en-de,de-fr]",
+                                                "data.sampling=uniform", "model.dropout=0.2", "trainer.val_every=0",
+                                                "trainer.save_every=7", "trainer.val_max_sentences=4", *extra))
+
+    full = train(cfg("trainer.max_steps=24"), tmp_path / "full")
+    train(cfg("trainer.max_steps=9"), tmp_path / "part")
+    again = train(cfg("trainer.max_steps=24", "trainer.resume=true"), tmp_path / "part")
+    assert again.epoch >= 1
+    assert all(torch.equal(a, b) for a, b in zip(full.model.state_dict().values(), again.model.state_dict().values()))
+
+
+def test_a_directions_missing_file_is_named_with_its_direction(multiway, tmp_path):
+    from rosettamt.data.pipeline import prepare_data
+
+    cfg = compose_train(multiway_overrides(multiway, tmp_path / "cache", "data.pairs=[en-de,en-cs]"))
+    with pytest.raises(UserError, match=r"^direction en-cs: data.files.train: .*train.cs") as err:
+        prepare_data(cfg.data, cfg.tokenizer, cfg.seed)
+    assert "\n" not in str(err.value)

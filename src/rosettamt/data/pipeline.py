@@ -110,7 +110,10 @@ def prepare_multilingual(data_cfg: DataConfig, tok_cfg: TokenizerConfig, cache_d
     dir_corpus, stats = {}, {}
     for d in dirs:
         name = L.pair_name(d)
-        corpus, corpus_stats = load_corpus_with_stats(M.direction_config(data_cfg, d))
+        try:
+            corpus, corpus_stats = load_corpus_with_stats(M.direction_config(data_cfg, d))
+        except UserError as err:  # which direction's files (data.pair_files.<name> or data.files with {src}/{tgt})
+            raise UserError(f"direction {name}: {err}") from None
         dir_corpus[name] = corpus
         for split, st in corpus_stats.items():
             stats[(split, name)] = st
