@@ -1,7 +1,7 @@
 """Decoding speed switches (issue 18): each one can be turned off alone to measure what it buys.
 
 Every switch keeps translations as they were: the search and the model compute the same numbers
-in fewer or cheaper operations. They are module-level flags, not config keys, because they are
+in fewer or cheaper operations (output_t up to the summation order of one matmul). They are module-level flags, not config keys, because they are
 for measuring and testing, not for users: ``scripts/bench_decode.py --speed-off NAME`` and the
 tests flip them with :func:`switched`.
 
@@ -11,6 +11,10 @@ tests flip them with :func:`switched`.
                    index_select and attention over a strided view cost more than the cat)
     skip_reorder   beam search reorders the self-attention K/V only when some beam moved
                    (an identity permutation is a copy of the whole cache for nothing)
+    output_t       a decoding step's output projection multiplies by a transposed copy of the
+                   weight (D, V) instead of F.linear's view of it: about twice as fast for the few
+                   rows of a batch-1 step on the CPU (model/transformer.py); the same for large
+                   batches. Its GEMM may sum in another order: last-bit differences in the logits
 
 Measured and not kept (2-core shared CPU, interleaved micro-benchmarks): top-k per beam with a
 log-sum-exp instead of log_softmax over k x V (torch.logsumexp costs more than log_softmax: the
@@ -23,7 +27,7 @@ from __future__ import annotations
 import contextlib
 from typing import Dict, Iterator
 
-SWITCHES: Dict[str, bool] = {"kv_buffers": True, "skip_reorder": True}
+SWITCHES: Dict[str, bool] = {"kv_buffers": True, "skip_reorder": True, "output_t": True}
 
 
 def on(name: str) -> bool:
