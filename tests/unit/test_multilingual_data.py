@@ -333,3 +333,19 @@ def test_a_directions_missing_file_is_named_with_its_direction(multiway, tmp_pat
     with pytest.raises(UserError, match=r"^direction en-cs: data.files.train: .*train.cs") as err:
         prepare_data(cfg.data, cfg.tokenizer, cfg.seed)
     assert "\n" not in str(err.value)
+
+
+def test_per_direction_validation_scores_reach_tensorboard(tmp_path):
+    from rosettamt.train.metrics import MetricsLog
+
+    calls = []
+
+    class Writer:
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, value, step))
+
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log._tb = Writer()
+    log.write({"kind": "val", "step": 5, "bleu": 2.0, "directions": {"en-de": {"bleu": 3.0, "chrf": 9.0}}})
+    assert ("val/bleu", 2.0, 5) in calls and ("val/en-de/bleu", 3.0, 5) in calls and ("val/en-de/chrf", 9.0, 5) in calls
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["directions"]["en-de"]["bleu"] == 3.0

@@ -46,6 +46,10 @@ class MetricsLog:
             for key, value in record.items():
                 if key not in ("kind", "step") and isinstance(value, (int, float)):
                     self._tb.add_scalar(f"{kind}/{key}", value, record["step"])
+                elif key == "directions" and isinstance(value, dict):  # multilingual: val/en-de/bleu, ...
+                    for name, scores in value.items():
+                        for k, v in scores.items():
+                            self._tb.add_scalar(f"{kind}/{name}/{k}", v, record["step"])
 
     def close(self) -> None:
         if self._tb is not None:
