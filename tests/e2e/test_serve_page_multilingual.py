@@ -31,6 +31,7 @@ def test_the_page_offers_the_directions_and_translates_in_the_chosen_one(tmp_pat
     if CHROMIUM is None:
         pytest.skip("no Chromium found (apt-get install chromium, or set ROSETTAMT_CHROMIUM): browser test skipped")
     server = start_server(multilingual_checkpoint(tmp_path_factory))
+    assert "ready: en -> de (the default of 2 directions: en-de, en-fr)" in server.log
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])

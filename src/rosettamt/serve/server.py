@@ -129,7 +129,9 @@ def run(cfg: ServeAppConfig) -> None:
 
     def load() -> ServedModel:
         model = ServedModel(load_translator(checkpoint, cfg))
-        log.info("ready: %s -> %s at %s/", model.info.source, model.info.target, url_of(sock))
+        more = (f" (the default of {len(model.info.directions)} directions: "
+                f"{', '.join(f'{a}-{b}' for a, b in model.info.directions)})" if model.info.directions else "")
+        log.info("ready: %s -> %s%s at %s/", model.info.source, model.info.target, more, url_of(sock))
         return model
 
     service = Service(load, cfg.serve, cfg.decode)
