@@ -227,6 +227,9 @@ class OptimConfig:
 class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = Precision.auto  # auto: bf16 on CUDA, fp32 on CPU
+    # with bf16: the forward on a bf16 copy of the weights (activations stay bf16; the fp32 weights
+    # are the optimizer's master copy) instead of autocast; None = auto: on for the CPU (train/fast.py)
+    bf16_weights: Optional[bool] = None
     compile: bool = False
     threads: int = 0  # CPU intra-op threads; 0 = one per physical core
     # CPU + glibc: keep freed memory in the process instead of unmapping big blocks (logits and

@@ -23,6 +23,7 @@ from rosettamt.data.batching import Batch, collate_rows
 from rosettamt.device import autocast_dtype, resolve_device, set_threads
 from rosettamt.model import count_parameters
 from rosettamt.train import distributed as D
+from rosettamt.train.fast import training_model
 from rosettamt.train.interrupt import STOP_REASONS, StopSignals, interrupted, reason
 from rosettamt.train.logfile import train_log
 from rosettamt.train.loss import LossFn, label_smoothed_loss
@@ -89,12 +90,10 @@ class Trainer:
         if self.dist.is_main:
             self.outputs = RunOutputs(cfg, self.run_dir, self.ckpt_dir, self.data, self.state.step)
             self._describe()
-        self.train_model: nn.Module = self.model
-        if self.dist.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if self.tc.compile:
-            self.train_model = torch.compile(self.train_model, dynamic=True)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        ddp = (lambda m: nn.parallel.DistributedDataParallel(m, device_ids=ids)) if self.dist.enabled else None
+        # DDP, bf16 weight copies (then no autocast: train_amp None), torch.compile
+        self.train_model, self.train_amp = training_model(self.model, self.tc, self.amp, self.device, ddp)
         self.signals = StopSignals(self.dist.enabled)  # SIGINT / SIGTERM: stop after the step, save last.pt
         if rng_state is not None:  # last: nothing after this may draw random numbers before step 1
             set_rng_state(rng_state)
@@ -178,7 +177,7 @@ class Trainer:
             last = i == len(micro) - 1
             sync = self.train_model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
             with sync:
-                out = micro_batch_loss(self.train_model, b, rows, target, smoothing, pad, self.device, self.amp,
+                out = micro_batch_loss(self.train_model, b, rows, target, smoothing, pad, self.device, self.train_amp,
                                        self.loss_fn, self.tc.rdrop_alpha)
                 (out.loss * scale).backward()
             self.meter.add(out.ce, out.nll, batch.n_src_tokens, batch.n_tgt_tokens, out.kl)
