@@ -54,14 +54,14 @@ def evaluate_test_splits(checkpoint: Path, cfg: TrainConfig, run_dir: Path,
     from rosettamt.evaluate import evaluate_splits
     from rosettamt.train.progress import wants_bar
 
+    cfg, note = metric_for_tests(cfg)  # without sacremoses: no paper protocol (and a warning), not a crash
+    if note:
+        log.warning(note)
     if cfg.data.langs or cfg.data.pairs:  # multilingual: a table per direction (train/directions.py)
         from rosettamt.train.directions import evaluate_test_directions
 
         return evaluate_test_directions(checkpoint, cfg, run_dir, device)
 
-    cfg, note = metric_for_tests(cfg)
-    if note:
-        log.warning(note)
     results = evaluate_splits(checkpoint, cfg.data, cfg.data.test_splits, cfg.decode, cfg.metric, device,
                               output_dir=Path(run_dir) / "test", progress=wants_bar(cfg.trainer))
     if not results:
