@@ -15,6 +15,9 @@ tests flip them with :func:`switched`.
                    weight (D, V) instead of F.linear's view of it: about twice as fast for the few
                    rows of a batch-1 step on the CPU (model/transformer.py); the same for large
                    batches. Its GEMM may sum in another order: last-bit differences in the logits
+    no_pad_mask    a decoding step over sentences without padding (every batch-1 step) passes no
+                   mask to cross-attention instead of an all-True one (which the attention kernel
+                   turns into an additive float mask every call, in every layer)
 
 Measured and not kept (2-core shared CPU, interleaved micro-benchmarks): top-k per beam with a
 log-sum-exp instead of log_softmax over k x V (torch.logsumexp costs more than log_softmax: the
@@ -27,7 +30,7 @@ from __future__ import annotations
 import contextlib
 from typing import Dict, Iterator
 
-SWITCHES: Dict[str, bool] = {"kv_buffers": True, "skip_reorder": True, "output_t": True}
+SWITCHES: Dict[str, bool] = {"kv_buffers": True, "skip_reorder": True, "output_t": True, "no_pad_mask": True}
 
 
 def on(name: str) -> bool:

@@ -36,6 +36,18 @@ def test_random_models_decode_as_before(recorded, switches):
 
 
 @pytest.mark.parametrize("switches", [SETTINGS[0], SETTINGS[-1]], ids=["all-on", "all-off"])
+def test_one_sentence_at_a_time_decodes_as_the_recorded_batches(recorded, switches):
+    """Batch 1 (no padding: what no_pad_mask and skip_reorder change) gives the recorded outputs too."""
+    torch.set_num_threads(1)
+    sources = ref.random_sources()
+    model = ref.random_model(0, ref.RANDOM_MODELS[0][1])
+    with speed.switched(**switches):
+        for search in ref.SEARCHES:
+            got = ref.search_ids(model, sources, search, max_tokens=1)  # one sentence per batch
+            assert got == recorded["random"][ref.RANDOM_MODELS[0][0]][search[0]], search[0]
+
+
+@pytest.mark.parametrize("switches", [SETTINGS[0], SETTINGS[-1]], ids=["all-on", "all-off"])
 def test_toy_checkpoint_decodes_as_before(recorded, ckpt, toy_files, switches):
     from rosettamt.checkpoint import load_for_inference
 

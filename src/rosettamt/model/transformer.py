@@ -157,7 +157,10 @@ class Seq2SeqTransformer(nn.Module):
         if T > 1:  # new position i (absolute offset + i) sees cached and new positions 0..offset+i
             new = torch.arange(offset, offset + T, device=tgt.device)[:, None]  # (T, 1)
             self_mask = torch.arange(offset + T, device=tgt.device)[None, :] <= new  # (T, offset+T)
-        x, weights = self._decoder(x, None, _key_mask(cache.src_mask), list(cache.layers), self_mask, need_weights)
+        # no_pad_mask: a batch without padding (always at batch 1) needs no cross-attention mask
+        unpadded = speed.on("no_pad_mask") and bool(cache.src_mask.all())
+        key_mask = None if unpadded else _key_mask(cache.src_mask)  # (B, 1, 1, S)
+        x, weights = self._decoder(x, None, key_mask, list(cache.layers), self_mask, need_weights)
         cache.length += T
         return DecoderOutput(self._output_step(self.decoder_norm(x)), weights)
 
