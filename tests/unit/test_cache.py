@@ -105,6 +105,32 @@ def test_reorder_then_continue_equals_full_forward_of_reordered_prefixes(positio
     torch.testing.assert_close(steps, full[:, 4:], atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("kv_buffers", [True, False])
+def test_the_step_after_a_reorder_writes_into_the_slot_the_reorder_left(kv_buffers):
+    """kv_buffers: the reorder's copy has room for one more position and the next step fills it in
+    place (no second copy of the history); off, the step concatenates into a new tensor. The
+    logits equal the full forward either way."""
+    from rosettamt import speed
+
+    model = make_model()
+    B, k = 2, 3
+    src, src_mask = ragged_batch([5, 3])
+    tgt = torch.randint(4, V, (B * k, 4), generator=torch.Generator().manual_seed(6))
+    rows = within_sentence_shuffle(B, k, seed=7)
+    with torch.no_grad(), speed.switched(kv_buffers=kv_buffers):
+        memory = model.encode(src, src_mask)
+        cache = model.new_cache(memory, src_mask, beam_size=k)
+        step_logits(model, cache, tgt[:, :3])
+        cache.reorder(rows)
+        after_reorder = [layer.self_k.data_ptr() for layer in cache.layers]
+        last = step_logits(model, cache, tgt[:, 3:])
+        in_place = [layer.self_k.data_ptr() == ptr for layer, ptr in zip(cache.layers, after_reorder)]
+        full = full_logits(model, memory, src_mask, torch.cat([tgt[rows, :3], tgt[:, 3:]], 1), k)
+    assert in_place == [kv_buffers] * len(cache.layers)
+    assert all(layer.self_k.shape[2] == 4 and layer.self_k.is_contiguous() for layer in cache.layers)
+    torch.testing.assert_close(last, full[:, 3:], atol=ATOL, rtol=0)
+
+
 def test_select_sentences_then_continue():
     model = make_model()
     B, k = 4, 2
