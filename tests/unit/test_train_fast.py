@@ -99,3 +99,24 @@ def test_bf16_training_learns_with_the_switch_on_and_off(make_cfg, tmp_path, wei
 def test_fp32_trains_the_model_itself(make_cfg, tmp_path):
     trainer = Trainer(make_cfg("trainer.precision=fp32", "trainer.bf16_weights=true"), tmp_path / "run")
     assert trainer.train_model is trainer.model and trainer.train_amp is None
+
+
+def test_compiled_model_is_one_graph_for_every_batch_shape_and_matches_eager():
+    """trainer.compile: source length == target length in the first batch must not become a guard
+    (dynamo's duck sizing recompiled when a later batch broke it). A counting backend (no Inductor:
+    the recompilation is decided before code generation) keeps this fast."""
+    from torch._dynamo.testing import CompileCounter
+
+    from rosettamt.train.fast import compiled
+
+    torch._dynamo.reset()
+    model, counter = _model(), CompileCounter()
+    fast = compiled(model, CPU, backend=counter)
+    g = torch.Generator().manual_seed(2)
+    for B, S, T in [(4, 6, 6), (3, 5, 8), (6, 9, 4), (2, 7, 7)]:
+        src, tgt = torch.randint(4, 60, (B, S), generator=g), torch.randint(4, 60, (B, T), generator=g)
+        mask = torch.ones(B, S, dtype=torch.bool)
+        mask[0, -1] = False
+        rows = torch.arange(B * T - 1)  # every position but the last
+        torch.testing.assert_close(fast(src, mask, tgt, rows), model(src, mask, tgt, rows))
+    assert counter.frame_count == 1  # one compiled graph served every shape

@@ -86,7 +86,7 @@ def training_model(model: nn.Module, tc: Any, amp: Optional[torch.dtype], device
     return train_model, train_amp
 
 
-def compiled(model: nn.Module, device: torch.device) -> nn.Module:
+def compiled(model: nn.Module, device: torch.device, backend: Any = "inductor") -> nn.Module:
     """``torch.compile`` of the training model, one graph for every batch shape.
 
     Batches differ in size (B sentences, S source and T target positions, K scored rows). With
@@ -96,7 +96,10 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
     several minutes of compilation each time on a small CPU, in the middle of training (that was
     most of trainer.compile's 2.5x slowdown here). Duck sizing is switched off for the process.
     """
-    import torch.fx.experimental._config as fx_config
+    try:
+        import torch.fx.experimental._config as fx_config
 
-    fx_config.use_duck_shape = False
-    return torch.compile(model, dynamic=True)
+        fx_config.use_duck_shape = False
+    except (ImportError, AttributeError):  # another torch: its defaults
+        log.debug("torch.fx.experimental._config.use_duck_shape not found; duck sizing stays on")
+    return torch.compile(model, dynamic=True, backend=backend)
