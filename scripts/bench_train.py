@@ -6,6 +6,8 @@
     python scripts/bench_train.py --naive-loss --no-fused-optim     # ablations (combine freely)
     python scripts/bench_train.py --random-batches                  # no length bucketing: what padding costs
     python scripts/bench_train.py --device cuda --precision bf16 --compile
+    python scripts/bench_train.py --precision bf16                  # CPU: bf16 weight copies (trainer.bf16_weights)
+    python scripts/bench_train.py --precision bf16 trainer.bf16_weights=false   # CPU: bf16 autocast instead
     python scripts/bench_train.py --model tiny --steps 3 --warmup 1 --vocab-size 1000   # smoke test
 
 The run is built by ``rosettamt.train.loop.Trainer`` itself from the packaged Hydra configs
@@ -177,6 +179,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         trainer.train_model.train()
         trainer.meter.reset()
         times: List[float] = []
+        warmup_s = 0.0  # the untimed steps: with --compile they hold the compilation
         tgt = src = real = padded = 0
         with attention_ctx():
             for i in range(args.warmup + args.steps):
@@ -186,6 +189,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 trainer.train_step([batch])  # advances trainer.state.step
                 sync()
                 if i < args.warmup:
+                    warmup_s += time.perf_counter() - start
                     continue
                 times.append(time.perf_counter() - start)
                 tgt += batch.n_tgt_tokens
@@ -212,7 +216,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "padding": 1.0 - real / padded if padded else 0.0,
             "epoch_padding": epoch_padding(trainer, cfg.seed, args.random_batches),
             "mean_loss": loss, "peak_rss_mib": rss_kib / 1024, "torch": torch.__version__,
+            "warmup_s": warmup_s, "bf16_weights": type(trainer.train_model).__name__ == "BF16Weights",
         }
+        if args.compile:  # graphs compiled (1 = no recompilation) and graph breaks, warm-up and timed steps
+            from torch._dynamo.utils import counters
+
+            result["compiled_graphs"] = counters["stats"]["unique_graphs"]
+            result["graph_breaks"] = sum(counters["graph_break"].values())
         if device.type == "cuda":
             result["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
             result["gpu"] = torch.cuda.get_device_name(device)
@@ -298,7 +308,9 @@ def main() -> None:
         sys.exit(f"bench_train: {err}")
     print(f"{r['model']} ({r['params']:,} parameters), vocab {r['vocab_size']}, {r['pair']}, {r['optimizer']}; "
           f"{r['steps']} timed steps after {r['warmup']}, {r['tgt_tokens_per_step']:.0f} target tokens/step, "
-          f"epoch padding {100 * r['epoch_padding']:.1f}%, mean loss {r['mean_loss']:.3f}")
+          f"epoch padding {100 * r['epoch_padding']:.1f}%, mean loss {r['mean_loss']:.3f}, "
+          f"untimed warm-up {r['warmup_s']:.1f} s" + (f" ({r['compiled_graphs']} compiled graphs, {r['graph_breaks']} "
+                                                    "graph breaks)" if r["compile"] else ""))
     print()
     print(markdown(r))
     print()
