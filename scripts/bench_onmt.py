@@ -89,6 +89,14 @@ def write_text(src_gz: Path, dst: Path) -> None:
         dst.write_text(f.read(), encoding="utf-8")
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (no machine paths in results)."""
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return path.name
+
+
 def onmt_config(work: Path, spm_model: Path, args: argparse.Namespace) -> str:
     w = work.as_posix()
     return f"""# written by scripts/bench_onmt.py: model 'small' as rosettamt builds it
@@ -182,7 +190,7 @@ def run_onmt(args: argparse.Namespace, spm_model: Path) -> Dict[str, Any]:
     log_text = proc.stdout + ((work / "train.log").read_text(encoding="utf-8") if (work / "train.log").exists() else "")
     result = parse_log(log_text, 20, 80)
     result.update(steps=args.onmt_steps, threads=args.threads, workers=args.onmt_workers, vocab_pieces=n_pieces,
-                  wall_s=time.perf_counter() - start, version="OpenNMT-py 3.5.1", config=str(config))
+                  wall_s=time.perf_counter() - start, version="OpenNMT-py 3.5.1", config=_shown(config))
     return result
 
 
