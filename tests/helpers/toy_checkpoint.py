@@ -42,37 +42,10 @@ def train_and_save(model_cfg, tok, data_cfg, tok_cfg, src: List[str], tgt: List[
                    seed: int, lr: float) -> Path:
     """Adam on random 64-pair batches of the toy pair (teacher forcing, plain cross-entropy), then
     save as <out_dir>/checkpoints/last.pt with the configs a trainer run would store."""
-    import torch
-
     from rosettamt.checkpoint import save_checkpoint
     from rosettamt.config import TrainConfig, to_dict
-    from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-    from rosettamt.model import Seq2SeqTransformer
 
-    torch.manual_seed(seed)
-    model = Seq2SeqTransformer(model_cfg)
-    src_ids, tgt_ids = tok.encode_src(src), tok.encode_tgt(tgt)
-
-    def pad(rows: List[List[int]]) -> torch.Tensor:
-        out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = torch.tensor(r)
-        return out  # (B, T)
-
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
-    rng = random.Random(seed)
-    model.train()
-    for _ in range(steps):
-        rows = rng.sample(range(len(src)), 64)
-        s = pad([src_ids[i] + [EOS_ID] for i in rows])  # (B, S)
-        t_in = pad([[BOS_ID] + tgt_ids[i] for i in rows])  # (B, T)
-        t_out = pad([tgt_ids[i] + [EOS_ID] for i in rows])  # (B, T)
-        logits = model(s, s != PAD_ID, t_in)  # (B, T, V)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), t_out.flatten(), ignore_index=PAD_ID)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model = fit_toy(model_cfg, tok.encode_src(src), tok.encode_tgt(tgt), steps, seed, lr)
     train_cfg = TrainConfig(data=data_cfg, tokenizer=tok_cfg, model=model_cfg)
     path = out_dir / "checkpoints" / "last.pt"
     save_checkpoint({"model": model.state_dict(), "model_config": to_dict(model_cfg), "config": to_dict(train_cfg),
@@ -108,3 +81,37 @@ def other_tokenizer_checkpoint(ckpt: Path, out_dir: Path) -> Path:
     path = out_dir / "other_tokenizer.pt"
     save_checkpoint(state, path)
     return path
+
+
+def fit_toy(model_cfg, src_ids: List[List[int]], tgt_ids: List[List[int]], steps: int, seed: int, lr: float):
+    """A fresh model trained by Adam on random 64-pair batches of the given id sequences (teacher
+    forcing, plain cross-entropy); returned in eval mode."""
+    import torch
+
+    from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from rosettamt.model import Seq2SeqTransformer
+
+    torch.manual_seed(seed)
+    model = Seq2SeqTransformer(model_cfg)
+
+    def pad(rows: List[List[int]]) -> torch.Tensor:
+        out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = torch.tensor(r)
+        return out  # (B, T)
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
+    rng = random.Random(seed)
+    model.train()
+    for _ in range(steps):
+        rows = rng.sample(range(len(src_ids)), 64)
+        s = pad([src_ids[i] + [EOS_ID] for i in rows])  # (B, S)
+        t_in = pad([[BOS_ID] + tgt_ids[i] for i in rows])  # (B, T)
+        t_out = pad([tgt_ids[i] + [EOS_ID] for i in rows])  # (B, T)
+        logits = model(s, s != PAD_ID, t_in)  # (B, T, V)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), t_out.flatten(), ignore_index=PAD_ID)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model

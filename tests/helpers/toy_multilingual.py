@@ -16,23 +16,12 @@ import random
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from helpers.toy import LEXICON, SRC_WORDS
+from helpers.toy import SRC_WORDS
+from helpers.toy_checkpoint import fit_toy
+from helpers.toy_multiway import looks_like, toy_target  # noqa: F401 (looks_like: the tests import it from here)
 
 PAIRS = ["en-de", "en-fr"]
-FR = {w: f"{w.upper()}q" for w in SRC_WORDS}
 _BUILT: Dict[str, Path] = {}
-
-
-def toy_target(words: List[str], lang: str) -> str:
-    table = LEXICON if lang == "de" else FR
-    return " ".join(table[w] for w in reversed(words)) + " ."
-
-
-def looks_like(text: str, lang: str) -> float:
-    """Share of a translation's words that belong to the toy ``lang`` ("de": ...x, "fr": ...q)."""
-    words = [w for w in text.split() if w != "."]
-    vocab = set(LEXICON.values()) if lang == "de" else set(FR.values())
-    return sum(w in vocab for w in words) / max(len(words), 1)
 
 
 def toy_pairs(n: int, seed: int = 0) -> List[Tuple[str, str, str]]:
@@ -64,13 +53,10 @@ def train_tokenizer(texts: List[str]):
 
 def build_multilingual_checkpoint(out_dir: Path, steps: int = 300, seed: int = 0) -> Path:
     """Train the toy multilingual model and save it as <out_dir>/checkpoints/last.pt."""
-    import torch
-
     from rosettamt.checkpoint import save_checkpoint
     from rosettamt.config import DataConfig, ModelConfig, TokenizerConfig, TrainConfig, to_dict
-    from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from rosettamt.data.tokenizer import PAD_ID
     from rosettamt.langs import tag
-    from rosettamt.model import Seq2SeqTransformer
 
     triples = toy_pairs(3000, seed)
     tok = train_tokenizer([s for s, _, _ in triples] + [t for _, _, t in triples])
@@ -80,29 +66,7 @@ def build_multilingual_checkpoint(out_dir: Path, steps: int = 300, seed: int = 0
     model_cfg = ModelConfig(d_model=64, encoder_layers=2, decoder_layers=2, n_heads=4, d_ff=128, dropout=0.0,
                             max_positions=128, src_vocab_size=tok.src_vocab_size, tgt_vocab_size=tok.tgt_vocab_size,
                             joint_vocab=True, pad_id=PAD_ID)
-    torch.manual_seed(seed)
-    model = Seq2SeqTransformer(model_cfg)
-
-    def pad(rows: List[List[int]]) -> torch.Tensor:
-        out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = torch.tensor(r)
-        return out  # (B, T)
-
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.9, 0.98))
-    rng = random.Random(seed)
-    model.train()
-    for _ in range(steps):
-        rows = rng.sample(range(len(triples)), 64)
-        s = pad([src_ids[i] + [EOS_ID] for i in rows])  # (B, S)
-        t_in = pad([[BOS_ID] + tgt_ids[i] for i in rows])  # (B, T)
-        t_out = pad([tgt_ids[i] + [EOS_ID] for i in rows])  # (B, T)
-        logits = model(s, s != PAD_ID, t_in)  # (B, T, V)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), t_out.flatten(), ignore_index=PAD_ID)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model = fit_toy(model_cfg, src_ids, tgt_ids, steps, seed, lr=3e-3)
     config = to_dict(TrainConfig(data=DataConfig(source="files", src_lang="en", tgt_lang="de"),
                                  tokenizer=TokenizerConfig(vocab_size=300), model=model_cfg))
     config["data"]["pairs"] = list(PAIRS)  # whether or not DataConfig declares it yet
