@@ -186,3 +186,34 @@ def test_cache_is_plain_data():
     assert isinstance(cache, DecoderCache) and cache.length == 0 and cache.beam_size == 1
     assert len(cache.layers) == 2
     assert all(isinstance(t, torch.Tensor) for layer in cache.layers for t in vars(layer).values())
+
+
+def test_output_t_copy_follows_fused_adamw_updates():
+    """Fused AdamW changes the weights in place without bumping their version counter: validation
+    after training steps must not decode with the transposed output weight made before them."""
+    from rosettamt import speed
+
+    model = make_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)
+    src = torch.randint(4, V, (2, 5))
+    src_mask = torch.ones_like(src, dtype=torch.bool)
+    tgt = torch.randint(4, V, (2, 3))
+
+    def step_logits() -> torch.Tensor:
+        model.eval()  # what train/validate.py does before decoding
+        with torch.no_grad():
+            cache = model.new_cache(model.encode(src, src_mask), src_mask)
+            return model.decode_step(tgt[:, :1], cache).logits
+
+    with speed.switched(output_t=True):
+        step_logits()  # the transposed copy is made here
+        for _ in range(3):  # then training steps change every weight in place
+            model.train()
+            loss = model(src, src_mask, tgt).logsumexp(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with_copy = step_logits()
+    with speed.switched(output_t=False):
+        plain = step_logits()
+    assert torch.allclose(with_copy, plain, atol=1e-5), (with_copy - plain).abs().max()

@@ -164,6 +164,13 @@ class Seq2SeqTransformer(nn.Module):
         cache.length += T
         return DecoderOutput(self._output_step(self.decoder_norm(x)), weights)
 
+    def train(self, mode: bool = True) -> "Seq2SeqTransformer":
+        """Also drops ``output_t``'s transposed copy: fused AdamW updates weights in place without
+        bumping their version counter, so a mode switch (validation starts with ``eval()``) is
+        where a copy made before the last optimizer steps must go."""
+        self._output_t_key = None
+        return super().train(mode)
+
     def _output_step(self, h: Tensor) -> Tensor:
         """The output projection of a decoding step, h (N, T, D) -> logits (N, T, V).
 
