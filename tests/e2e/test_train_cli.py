@@ -135,7 +135,8 @@ def test_kill_or_signal_then_resume_ends_bit_identical_to_the_uninterrupted_run(
         run = tmp_path / sig.name
         stopped = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
         assert 0 < stopped < STEPS, f"{sig.name}: the run ended before the signal; nothing was tested"
-        assert not list((run / "checkpoints").glob(".*.tmp"))
+        if sig != signal.SIGKILL:  # a SIGKILL during a save may leave a temp file: the resumed run removes it
+            assert not list((run / "checkpoints").glob(".*.tmp"))
         if sig == signal.SIGKILL:
             assert victim.returncode == -signal.SIGKILL
             command = ["rosettamt-train", *args, f"hydra.run.dir={sig.name}", "trainer.resume=true"]
