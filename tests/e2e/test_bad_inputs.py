@@ -198,6 +198,11 @@ CASES: Dict[str, Callable[[Ctx], Case]] = {
     "option/beam-size-zero-given-to-train": lambda c: Case("train", c.train("decode.beam_size=0").args,
                                                            "decode.beam_size=0"),
     "option/nan-length-penalty": lambda c: _translate(c, "decode.length_penalty=nan", needle="length_penalty=nan"),
+    # rejected while Hydra composes the config: its several-line report becomes one line
+    "option/unknown-precision": lambda c: _translate(c, "decode.precision=int4", needle="decode.precision: Invalid"),
+    "option/misspelled-key": lambda c: Case("train", c.train("trainer.max_step=5").args, "trainer.max_step"),
+    "option/unknown-config-group-option": lambda c: _translate(c, "decode=sampling", needle="decode/sampling"),
+    "option/unparsable-override": lambda c: _translate(c, "decode.beam_size=[1", needle="override"),
     # checkpoints
     "checkpoint/truncated": _truncated_checkpoint,
     "checkpoint/pickled-python-object": _pickled_object,

@@ -8,7 +8,7 @@ import torch
 
 from rosettamt.config import ModelConfig
 from rosettamt.model import Seq2SeqTransformer
-from rosettamt.train.fast import BF16Weights, use_bf16_weights
+from rosettamt.train.fast import BF16Weights, precision_label, use_bf16_weights
 from rosettamt.train.loop import Trainer
 from helpers.train_toy import compose_train, toy_overrides
 
@@ -79,9 +79,12 @@ def test_the_model_is_restored_when_the_forward_fails():
 
 
 @pytest.mark.parametrize("weights", [True, False])
-def test_bf16_training_learns_with_the_switch_on_and_off(make_cfg, tmp_path, weights):
+def test_bf16_training_learns_with_the_switch_on_and_off(make_cfg, tmp_path, weights, caplog):
     cfg = make_cfg("trainer.precision=bf16", f"trainer.bf16_weights={str(weights).lower()}", "optim.lr=0.003")
-    trainer = Trainer(cfg, tmp_path / "run")
+    with caplog.at_level("INFO", logger="rosettamt.train"):
+        trainer = Trainer(cfg, tmp_path / "run")
+    # the start-up line names the path the step really takes
+    assert f"device cpu, bf16 {'weight copies' if weights else 'autocast'}, " in caplog.text
     assert isinstance(trainer.train_model, BF16Weights) == weights
     assert trainer.train_amp == (None if weights else torch.bfloat16)  # autocast only without the copies
     assert trainer.amp == torch.bfloat16  # validation still decodes under autocast
@@ -99,6 +102,7 @@ def test_bf16_training_learns_with_the_switch_on_and_off(make_cfg, tmp_path, wei
 def test_fp32_trains_the_model_itself(make_cfg, tmp_path):
     trainer = Trainer(make_cfg("trainer.precision=fp32", "trainer.bf16_weights=true"), tmp_path / "run")
     assert trainer.train_model is trainer.model and trainer.train_amp is None
+    assert precision_label(trainer.amp, trainer.train_amp) == "fp32"
 
 
 def test_compiled_model_is_one_graph_for_every_batch_shape_and_matches_eager():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,7 +20,9 @@ from typing import Any, Callable, List, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rosettamt.atomic import check_creatable
 from rosettamt.config import register_schemas, to_object
@@ -51,6 +54,22 @@ def _terminate(signum: int, frame: Optional[FrameType]) -> None:
     raise Interrupted(signum)
 
 
+def config_error_line(err: BaseException) -> str:
+    """Hydra's / OmegaConf's multi-line composition error as one line naming the option:
+    ``decode.precision: Invalid value 'int4', expected one of [auto, fp32, bf16, int8]``."""
+    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    key = getattr(cause, "full_key", None)
+    if isinstance(cause, OmegaConfBaseException) and key:
+        return f"{key}: {first}"
+    options = getattr(err, "options", None)
+    if isinstance(err, MissingConfigException) and options:
+        return f"{first} (available: {', '.join(options)})"
+    if isinstance(err, OverrideParseException):
+        return f"cannot parse a command-line override: {first}"
+    return first
+
+
 def _fail(message: str, status: int) -> None:
     print(f"rosettamt: {message}", file=sys.stderr)
     sys.exit(status)
@@ -70,6 +89,7 @@ def hydra_command(config_name: str, argv_filter: Optional[ArgvFilter] = None
         def _main(dcfg: DictConfig) -> None:
             cfg = to_object(dcfg)
             run_dir = Path(HydraConfig.get().runtime.output_dir)
+            composed.append(True)  # from here on an OmegaConf error is the code's, not the command line's
             try:
                 run(cfg, run_dir)
             except UserError as err:
@@ -81,21 +101,35 @@ def hydra_command(config_name: str, argv_filter: Optional[ArgvFilter] = None
                 logging.getLogger("rosettamt").debug("unchecked OSError", exc_info=True)
                 _fail(f"error: {err.filename}: {err.strerror or err}", 2)
 
+        composed: List[bool] = []
+
         @functools.wraps(_main)
         def _command() -> None:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, _terminate)  # a clean stop: `finally` blocks run, one line
+            # Hydra prints composition errors over several lines and exits 1; with HYDRA_FULL_ERROR
+            # they reach us instead (unless the user set it: then Hydra's full report, as asked)
+            own_report = "HYDRA_FULL_ERROR" not in os.environ
             try:
                 if argv_filter is not None:
                     sys.argv[1:] = argv_filter(sys.argv[1:])
                 check_run_dir(sys.argv[1:], config_name)
+                if own_report:
+                    os.environ["HYDRA_FULL_ERROR"] = "1"
                 _main()
+            except (HydraException, OmegaConfBaseException) as err:
+                if composed or not own_report:
+                    raise
+                _fail(f"error: {config_error_line(err)}", 2)
             except UserError as err:
                 _fail(f"error: {err}", 2)
             except Interrupted as err:
                 _fail(str(err), err.exit_status)
             except KeyboardInterrupt:
                 _fail("interrupted", 130)
+            finally:
+                if own_report:
+                    os.environ.pop("HYDRA_FULL_ERROR", None)
 
         return _command
 

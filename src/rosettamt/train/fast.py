@@ -69,6 +69,15 @@ def use_bf16_weights(setting: Optional[bool], amp: Optional[torch.dtype], device
     return bool(setting) or device.type == "cpu"
 
 
+def precision_label(amp: Optional[torch.dtype], train_amp: Optional[torch.dtype]) -> str:
+    """How the training forward runs, for the start-up line: the autocast dtype the run asked for
+    (``amp``) and the one left around the step once bf16 weight copies replace autocast."""
+    if amp is None:
+        return "fp32"
+    name = str(amp).replace("torch.", "").replace("bfloat16", "bf16").replace("float16", "fp16")
+    return f"{name} autocast" if train_amp is not None else f"{name} weight copies"
+
+
 def training_model(model: nn.Module, tc: Any, amp: Optional[torch.dtype], device: torch.device,
                    ddp: Any = None) -> Tuple[nn.Module, Optional[torch.dtype]]:
     """The module the training step calls and the autocast dtype around it (None: no autocast).

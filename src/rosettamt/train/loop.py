@@ -23,7 +23,7 @@ from rosettamt.data.batching import Batch, collate_rows
 from rosettamt.device import autocast_dtype, resolve_device, set_threads
 from rosettamt.model import count_parameters
 from rosettamt.train import distributed as D
-from rosettamt.train.fast import training_model
+from rosettamt.train.fast import precision_label, training_model
 from rosettamt.train.interrupt import STOP_REASONS, StopSignals, interrupted, reason
 from rosettamt.train.logfile import train_log
 from rosettamt.train.loss import LossFn, label_smoothed_loss
@@ -86,14 +86,14 @@ class Trainer:
         # fixed for the run; converted once (OmegaConf takes tens of ms per conversion)
         self.config_dict, self.model_config_dict = C.to_dict(cfg), C.to_dict(cfg.model)
         self.meter = ThroughputMeter(self.device, self.dist.world_size)
-        self.outputs: Optional[RunOutputs] = None  # rank 0 only
-        if self.dist.is_main:
-            self.outputs = RunOutputs(cfg, self.run_dir, self.ckpt_dir, self.data, self.state.step)
-            self._describe()
         ids = [self.device.index] if self.device.type == "cuda" else None
         ddp = (lambda m: nn.parallel.DistributedDataParallel(m, device_ids=ids)) if self.dist.enabled else None
         # DDP, bf16 weight copies (then no autocast: train_amp None), torch.compile
         self.train_model, self.train_amp = training_model(self.model, self.tc, self.amp, self.device, ddp)
+        self.outputs: Optional[RunOutputs] = None  # rank 0 only
+        if self.dist.is_main:
+            self.outputs = RunOutputs(cfg, self.run_dir, self.ckpt_dir, self.data, self.state.step)
+            self._describe()
         self.signals = StopSignals(self.dist.enabled)  # SIGINT / SIGTERM: stop after the step, save last.pt
         if rng_state is not None:  # last: nothing after this may draw random numbers before step 1
             set_rng_state(rng_state)
@@ -102,7 +102,7 @@ class Trainer:
         tok, val_split = self.data.tokenizer, self.cfg.data.val_split
         log.info("run directory: %s", self.run_dir)
         log.info("device %s, %s, %d threads, world size %d", self.device,
-                 "bf16 autocast" if self.amp else "fp32", self.threads, self.dist.world_size)
+                 precision_label(self.amp, self.train_amp), self.threads, self.dist.world_size)
         log.info("model: %s parameters; vocab src %d / tgt %d (%s)", f"{count_parameters(self.model):,}",
                  tok.src_vocab_size, tok.tgt_vocab_size, "joint" if tok.joint else "separate")
         log.info("train: %d pairs, %d batches/epoch per rank (padding %.1f%%); val: %d pairs, BLEU on %d",
