@@ -56,11 +56,10 @@ def build_multilingual_checkpoint(out_dir: Path, steps: int = 300, seed: int = 0
     from rosettamt.checkpoint import save_checkpoint
     from rosettamt.config import DataConfig, ModelConfig, TokenizerConfig, TrainConfig, to_dict
     from rosettamt.data.tokenizer import PAD_ID
-    from rosettamt.langs import tag
 
     triples = toy_pairs(3000, seed)
     tok = train_tokenizer([s for s, _, _ in triples] + [t for _, _, t in triples])
-    tag_id = {lang: tok.encode_src([tag(lang)])[0][-1] for lang in ("de", "fr")}
+    tag_id = {lang: tok.tag_id(lang) for lang in ("de", "fr")}
     src_ids = [[tag_id[lang]] + ids for (_, lang, _), ids in zip(triples, tok.encode_src([s for s, _, _ in triples]))]
     tgt_ids = tok.encode_tgt([t for _, _, t in triples])
     model_cfg = ModelConfig(d_model=64, encoder_layers=2, decoder_layers=2, n_heads=4, d_ff=128, dropout=0.0,

@@ -19,6 +19,7 @@ from helpers.train_toy import compose_train, toy_overrides
 from rosettamt import config as C
 from rosettamt.config import Sampling
 from rosettamt.data import multilingual as M
+from rosettamt.data.tokenizer import UNK_ID
 from rosettamt.errors import UserError
 from rosettamt.langs import tag
 
@@ -133,7 +134,8 @@ def test_the_tags_are_single_pieces_and_every_source_starts_with_its_targets_tag
     tok = data.tokenizer
     assert tok.joint and data.directions == [("en", "de"), ("en", "fr")]
     for lang in ("de", "fr"):
-        assert tok.encode_src([tag(lang)]) [0][-1] == tok.tag_id(lang)  # one piece
+        assert tok._src.encode(tag(lang))[-1] == tok.tag_id(lang)  # one piece
+        assert tok.encode_src([tag(lang)])[0][-1] == UNK_ID  # typed in a text it is no tag
         assert tok._src.id_to_piece(tok.tag_id(lang)) == tag(lang)
     assert tok.tag_id("de") != tok.tag_id("fr")
     with pytest.raises(UserError, match="<2cs>"):

@@ -10,6 +10,7 @@ import io
 import pytest
 
 from rosettamt.config import TranslateConfig
+from rosettamt.data.tokenizer import UNK_ID
 from rosettamt.errors import UserError
 from rosettamt.prompt import AttentionPlotter, Prompt, Settings, translate_stream
 from rosettamt.prompt.command import choose_direction
@@ -51,9 +52,12 @@ def test_directions_and_the_tag_first_in_every_source(mt, translator, sources, m
     plain = mt.tokenizer.encode_src(sources[:3])
     assert seen[0] == [[tags["fr"]] + ids for ids in plain]
     assert seen[1] == [[tags["de"]] + ids for ids in plain]
-    # a typed tag is text: the requested tag still comes first
-    mt.translate(["<2fr> " + sources[0]], tgt_lang="de")
-    assert seen[2][0][0] == tags["de"]
+    # a typed tag is text: the requested tag still comes first, and the typed one is <unk>, not a tag
+    mt.translate(["<2fr> " + sources[0], sources[1] + " <2fr>"], tgt_lang="de")
+    assert seen[2][0][0] == tags["de"] and seen[2][1][0] == tags["de"]
+    assert all(tags["fr"] not in row for row in seen[2]) and all(UNK_ID in row for row in seen[2])
+    assert mt.tokenizer.encode_src(["a <2de> b"]) == [[i if i != tags["de"] else UNK_ID
+                                                        for i in mt.tokenizer._src.encode("a <2de> b")]]
     seen_bi = searched(translator, monkeypatch)
     translator.translate(sources[:2])
     assert seen_bi[0] == translator.tokenizer.encode_src(sources[:2])  # no tag for a bilingual model

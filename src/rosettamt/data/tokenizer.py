@@ -35,6 +35,18 @@ log = logging.getLogger(__name__)
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 FORMAT = "rosettamt-spm-1"
+TAG_PIECE = re.compile(r"<2[^<>\s]+>")  # langs.tag()'s shape
+
+
+def _tag_pieces(proc: spm.SentencePieceProcessor) -> frozenset[int]:
+    """Ids of the target-tag pieces (``<2de>``) a multilingual tokenizer holds as single pieces."""
+    return frozenset(i for i in range(proc.get_piece_size()) if TAG_PIECE.fullmatch(proc.id_to_piece(i)))
+
+
+def _untag(rows: list[list[int]], tags: frozenset[int]) -> list[list[int]]:
+    if not tags:  # a bilingual tokenizer: nothing to do
+        return rows
+    return [[UNK_ID if i in tags else i for i in row] if tags.intersection(row) else row for row in rows]
 
 
 class Tokenizer:
@@ -52,14 +64,16 @@ class Tokenizer:
         h = hashlib.sha256(src_model)
         h.update(b"joint" if tgt_model is None else tgt_model)
         self.content_hash: str = h.hexdigest()
+        self._src_tags, self._tgt_tags = _tag_pieces(self._src), _tag_pieces(self._tgt)
 
     def encode_src(self, texts: list[str]) -> list[list[int]]:
-        """Source pieces as ids, no BOS/EOS."""
-        return self._src.encode(list(texts), out_type=int)
+        """Source pieces as ids, no BOS/EOS. A target tag typed in the text (``<2fr>``) is <unk>:
+        only the tag rosettamt puts first picks the language."""
+        return _untag(self._src.encode(list(texts), out_type=int), self._src_tags)
 
     def encode_tgt(self, texts: list[str]) -> list[list[int]]:
-        """Target pieces as ids, no BOS/EOS."""
-        return self._tgt.encode(list(texts), out_type=int)
+        """Target pieces as ids, no BOS/EOS (tags in the text are <unk>, as on the source side)."""
+        return _untag(self._tgt.encode(list(texts), out_type=int), self._tgt_tags)
 
     def detokenize(self, ids: list[int]) -> str:
         """One line of target text from model output ids: stops at the first EOS, ignores PAD and
