@@ -31,6 +31,20 @@ def toy_files(tmp_path_factory) -> dict[str, list[str]]:
     return write_toy_corpus(tmp_path_factory.mktemp("toy"))
 
 
+@pytest.fixture(scope="module")
+def toy_cache(tmp_path_factory) -> Path:
+    """A data cache for one test module: the toy tokenizer and ids are trained once per module."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def make_cfg(toy_files, toy_cache):
+    """``make_cfg(*overrides)``: the TrainConfig of a toy run (helpers/train_toy.py) with these overrides."""
+    from helpers.train_toy import compose_train, toy_overrides
+
+    return lambda *extra: compose_train(toy_overrides(toy_files, toy_cache, *extra))
+
+
 @pytest.fixture(scope="session")
 def multi30k_slice(multi30k_dir, tmp_path_factory) -> Path:
     """A 500-line-per-split en/de slice of Multi30k in a temporary directory."""

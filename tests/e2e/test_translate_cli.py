@@ -3,26 +3,18 @@ pseudo-terminal (pexpect)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rosettamt.config import DecodeConfig
 from rosettamt.translate import Translator
+from helpers.translate_cli import TIMEOUT, cli_env, command, run_cli
 from helpers.toy_checkpoint import read_lines, toy_checkpoint
 
 pexpect = pytest.importorskip("pexpect")
 pytestmark = pytest.mark.slow
-TIMEOUT = 120
-
-
-def command() -> list[str]:
-    exe = shutil.which("rosettamt-translate")
-    return [exe] if exe else [sys.executable, "-m", "rosettamt.cli.translate"]
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +35,7 @@ def test_pairs(toy_files):
 
 @pytest.fixture
 def env(tmp_path) -> dict:
-    home = tmp_path / "home"
-    home.mkdir()
-    return {**os.environ, "HOME": str(home), "TERM": "dumb", "OMP_NUM_THREADS": "1"}
-
-
-def run_cli(args: list[str], stdin: bytes, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(command() + args, input=stdin, capture_output=True, cwd=cwd, env=env,
-                          timeout=TIMEOUT)
+    return cli_env(tmp_path)
 
 
 def overlap(a: str, b: str) -> float:

@@ -4,24 +4,15 @@ model) is a one-line error with exit status 2, and the prompt's :tgt switches la
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.translate_cli import TIMEOUT, cli_env, command, run_cli
 from helpers.toy_checkpoint import toy_checkpoint
 from helpers.toy_multilingual import looks_like, multilingual_checkpoint, toy_pairs
 
 pytestmark = pytest.mark.slow
-TIMEOUT = 120
-
-
-def command() -> list[str]:
-    exe = shutil.which("rosettamt-translate")
-    return [exe] if exe else [sys.executable, "-m", "rosettamt.cli.translate"]
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +22,7 @@ def mckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def env(tmp_path) -> dict:
-    home = tmp_path / "home"
-    home.mkdir()
-    return {**os.environ, "HOME": str(home), "TERM": "dumb", "OMP_NUM_THREADS": "1"}
-
-
-def run_cli(args: list[str], stdin: bytes, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(command() + args, input=stdin, capture_output=True, cwd=cwd, env=env, timeout=TIMEOUT)
+    return cli_env(tmp_path)
 
 
 def test_pipe_translates_into_tgt_lang_and_bad_directions_exit_2(mckpt, toy_files, tmp_path_factory, tmp_path, env):

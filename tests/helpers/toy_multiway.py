@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from helpers.toy import LEXICON, SRC_WORDS
+from helpers.train_toy import toy_run
 
 __all__ = ["LANGS", "looks_like", "multiway_overrides", "sentence", "write_multiway_corpus"]
 
@@ -66,14 +67,5 @@ def multiway_overrides(root: Path, cache_dir: Path, *extra: str) -> List[str]:
           for split in ("train", "val", "test")),
         "data.src_lang=en",
         "data.tgt_lang=de",
-        f"data.cache_dir={cache_dir}",
-        "tokenizer.vocab_size=200",
-        "model=tiny",
-        "trainer=debug",
-        "trainer.threads=1",
-        "trainer.progress=log",
-        "trainer.evaluate_at_end=false",
-        "optim.warmup_steps=20",
-        "optim.lr=0.003",
-        *extra,
+        *toy_run(cache_dir, 200, *extra),
     ]

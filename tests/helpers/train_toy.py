@@ -16,8 +16,15 @@ def toy_overrides(toy_files: Dict[str, List[str]], cache_dir: Path, *extra: str)
         f"data.files.train=[{f['train'][0]},{f['train'][1]}]",
         f"data.files.val=[{f['val'][0]},{f['val'][1]}]",
         f"data.files.test=[{f['test'][0]},{f['test'][1]}]",
+        *toy_run(cache_dir, 100, *extra),
+    ]
+
+
+def toy_run(cache_dir: Path, vocab_size: int, *extra: str) -> List[str]:
+    """The overrides every toy run shares whatever its corpus: a tiny model, few steps, one thread."""
+    return [
         f"data.cache_dir={cache_dir}",
-        "tokenizer.vocab_size=100",
+        f"tokenizer.vocab_size={vocab_size}",
         "model=tiny",
         "trainer=debug",
         "trainer.threads=1",

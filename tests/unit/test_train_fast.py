@@ -10,19 +10,9 @@ from rosettamt.config import ModelConfig
 from rosettamt.model import Seq2SeqTransformer
 from rosettamt.train.fast import BF16Weights, precision_label, use_bf16_weights
 from rosettamt.train.loop import Trainer
-from helpers.train_toy import compose_train, toy_overrides
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture
-def make_cfg(toy_files, cache):
-    return lambda *extra: compose_train(toy_overrides(toy_files, cache, *extra))
 
 
 def _model(seed: int = 0) -> Seq2SeqTransformer:

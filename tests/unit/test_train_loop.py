@@ -12,17 +12,7 @@ from rosettamt.data.batching import collate
 from rosettamt.errors import UserError
 from rosettamt.train.loop import Trainer, train
 from rosettamt.train.loss import label_smoothed_loss
-from helpers.train_toy import compose_train, toy_overrides
 
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # tokenizer and ids: trained once for the module
-
-
-@pytest.fixture
-def make_cfg(toy_files, cache):
-    return lambda *extra: compose_train(toy_overrides(toy_files, cache, *extra))
 
 
 def _same(a: dict, b: dict) -> bool:

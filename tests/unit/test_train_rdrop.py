@@ -15,17 +15,7 @@ from rosettamt.errors import UserError
 from rosettamt.model import Seq2SeqTransformer
 from rosettamt.train.loop import Trainer
 from rosettamt.train.objective import micro_batch_loss, rdrop_loss
-from helpers.train_toy import compose_train, toy_overrides
 
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture
-def make_cfg(toy_files, cache):
-    return lambda *extra: compose_train(toy_overrides(toy_files, cache, *extra))
 
 
 def _hand_loss(a, b, target, eps, pad, alpha):

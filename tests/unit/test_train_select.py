@@ -13,7 +13,6 @@ from rosettamt.train import report
 from rosettamt.train.report import format_table, metric_for_tests
 from rosettamt.train.saver import CheckpointSaver
 from rosettamt.train.select import Candidate, pick, select
-from helpers.train_toy import compose_train, toy_overrides
 
 
 def _candidates(best: float, last: float, top: float):
@@ -38,14 +37,14 @@ def test_a_fixed_rule_takes_its_candidate_whatever_the_scores():
     assert chosen.name == "best" and "was not built" in why
 
 
-def test_the_pick_is_what_run_dir_resolves_to(tmp_path, make_cfg_select):
+def test_the_pick_is_what_run_dir_resolves_to(tmp_path, make_cfg):
     ckpt_dir = tmp_path / "run" / "checkpoints"
     saver = CheckpointSaver(ckpt_dir, keep_best=3)
     for name in ("best-step0000900-bleu.pt", "averaged.pt", "averaged-best.pt", "last.pt"):
         (ckpt_dir / name).write_bytes(b"")
     saver.index["best"] = [{"file": "best-step0000900-bleu.pt", "step": 900, "bleu": 45.0}]
     saver.index["averaged"] = {"file": "averaged.pt", "step": 1000, "bleu": 30.0, "sources": []}
-    cfg = make_cfg_select("trainer.average_last=2", "trainer.select=average_last")
+    cfg = make_cfg("trainer.average_last=2", "trainer.select=average_last")
     chosen = select(cfg, saver, _candidates(45.0, 30.0, 20.0))
     assert chosen.name == "average_last"
     assert find_best_checkpoint(tmp_path / "run") == ckpt_dir / "averaged.pt"  # not the higher-BLEU best single
@@ -54,22 +53,13 @@ def test_the_pick_is_what_run_dir_resolves_to(tmp_path, make_cfg_select):
     assert read_index(ckpt_dir)["selected"] is None
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
 
-
-@pytest.fixture
-def make_cfg_select(toy_files, cache):
-    return lambda *extra: compose_train(toy_overrides(toy_files, cache, *extra))
-
-
-def test_end_of_run_scores_every_candidate_and_prints_the_paper_column(make_cfg_select, tmp_path, capsys):
+def test_end_of_run_scores_every_candidate_and_prints_the_paper_column(make_cfg, tmp_path, capsys):
     from rosettamt.train.loop import train
 
     pytest.importorskip("sacremoses")
     run = tmp_path / "run"
-    result = train(make_cfg_select("trainer.max_steps=20", "trainer.save_every=5", "trainer.val_every=5",
+    result = train(make_cfg("trainer.max_steps=20", "trainer.save_every=5", "trainer.val_every=5",
                                    "trainer.keep_best=3", "trainer.average_last=2", "trainer.average_best=2",
                                    "trainer.select=average_best", "trainer.evaluate_at_end=true",
                                    "metric.paper_protocol=true"), run)
@@ -88,7 +78,7 @@ def test_end_of_run_scores_every_candidate_and_prints_the_paper_column(make_cfg_
     assert "| paper BLEU |" in out and "* average_best" in out
 
 
-def test_table_paper_column_and_the_note_without_sacremoses(make_cfg_select, monkeypatch, tmp_path, capsys):
+def test_table_paper_column_and_the_note_without_sacremoses(make_cfg, monkeypatch, tmp_path, capsys):
     row = {"bleu": 40.123, "chrf": 64.0, "bleu_signature": "sig"}
     plain = format_table({"test_2016_flickr": {**row, "paper_bleu": None}})
     assert "paper" not in plain and "40.12" in plain
@@ -96,7 +86,7 @@ def test_table_paper_column_and_the_note_without_sacremoses(make_cfg_select, mon
     header, _, first, second = table.splitlines()
     assert header.split("|")[4].strip() == "paper BLEU"
     assert first.split("|")[4].strip() == "41.40" and second.split("|")[4].strip() == "-"
-    cfg = make_cfg_select("metric.paper_protocol=true")
+    cfg = make_cfg("metric.paper_protocol=true")
     assert metric_for_tests(cfg) == (cfg, "")
     real = report.importlib.util.find_spec
     monkeypatch.setattr(report.importlib.util, "find_spec", lambda name, *a: None if name == "sacremoses"
