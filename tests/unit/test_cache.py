@@ -217,3 +217,22 @@ def test_output_t_copy_follows_fused_adamw_updates():
     with speed.switched(output_t=False):
         plain = step_logits()
     assert torch.allclose(with_copy, plain, atol=1e-5), (with_copy - plain).abs().max()
+
+
+def test_output_t_copy_is_made_once_across_translate_calls():
+    """A server or the prompt translates one request at a time: the transposed output weight is made
+    for the first call and reused, not rebuilt per request (translate_ids leaves an eval model be)."""
+    from rosettamt import speed
+    from rosettamt.config import DecodeConfig
+    from rosettamt.search.translate_ids import translate_ids
+
+    model = make_model().eval()
+    cfg = DecodeConfig(strategy="beam", beam_size=3, max_len_a=0, max_len_b=6)
+    with speed.switched(output_t=True):
+        translate_ids(model, [[5, 6, 7]], cfg, "cpu")
+        first = model._output_t
+        translate_ids(model, [[8, 9]], cfg, "cpu")
+        assert model._output_t is first
+        model.train()  # training invalidates it; translate_ids puts the model back in training mode
+        translate_ids(model, [[5, 6, 7]], cfg, "cpu")
+        assert model.training and model._output_t is not first

@@ -65,7 +65,8 @@ def translate_ids(
     batches = [[nonempty[j] for j in batch] for batch in batches]  # positions in src_ids
 
     was_training = model.training
-    model.eval()
+    if was_training:  # a call only when needed: eval() drops the model's output_t copy (rosettamt/speed.py)
+        model.eval()
     outputs: List[List[List[Hypothesis]]] = []
     try:
         with torch.inference_mode(), tqdm(
@@ -77,7 +78,8 @@ def translate_ids(
                 outputs.append(search_batch(model, src, src_mask, cfg))
                 bar.update(len(batch))
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     empty = [i for i, ids in enumerate(src_ids) if len(ids) == 0]
     batches.append(empty)
     outputs.append([[Hypothesis([], 0.0, 0.0)] for _ in empty])
