@@ -119,7 +119,8 @@ class Seq2SeqTransformer(nn.Module):
             positions = self.pos_table[offset:end]  # (T, D)
         else:  # longer than the precomputed table: sinusoids extend to any length
             positions = sinusoidal_table(end, self.cfg.d_model)[offset:].to(self.pos_table)  # (T, D)
-        return self.dropout(embed(tokens) * self.embed_scale + positions)
+        x = embed(tokens) * self.embed_scale + positions
+        return self.dropout(x) if self.training else x
 
     def encode(self, src: Tensor, src_mask: Tensor) -> Tensor:
         """src (B, S) token ids, src_mask (B, S) True = real token -> memory (B, S, D)."""
