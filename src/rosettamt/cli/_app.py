@@ -110,6 +110,7 @@ def hydra_command(config_name: str, argv_filter: Optional[ArgvFilter] = None
             # Hydra prints composition errors over several lines and exits 1; with HYDRA_FULL_ERROR
             # they reach us instead (unless the user set it: then Hydra's full report, as asked)
             own_report = "HYDRA_FULL_ERROR" not in os.environ
+            composed.clear()  # a command may run more than once in one process (tests)
             try:
                 if argv_filter is not None:
                     sys.argv[1:] = argv_filter(sys.argv[1:])
