@@ -139,3 +139,25 @@ def test_check_train_rejects_out_of_range_numbers(override, message):
     C.check_train(C.to_object(_compose("train", [])))  # the defaults pass
     with pytest.raises(UserError, match=re.escape(message)):
         C.check_train(C.to_object(_compose("train", [override])))
+
+
+def test_composition_errors_are_one_line_on_every_call_in_one_process(monkeypatch, capsys, tmp_path):
+    """Hydra's several-line report of a bad override becomes one line and exit 2 (cli/_app.py), also
+    after a call of the same command that composed fine; HYDRA_FULL_ERROR is put back as it was."""
+    import os
+    import sys
+
+    from rosettamt.cli.translate import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    expected = ["decode.precision: Invalid value 'int4', expected one of [auto, fp32, bf16, int8]",
+                "checkpoint=missing.pt: no such file",  # composed, then the command's own check
+                "decode.precision: Invalid value 'int4', expected one of [auto, fp32, bf16, int8]"]
+    for argv, line in zip((["decode.precision=int4"], ["checkpoint=missing.pt"], ["decode.precision=int4"]), expected):
+        monkeypatch.setattr(sys, "argv", ["rosettamt-translate", *argv])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.strip() == f"rosettamt: error: {line}"
+        assert "HYDRA_FULL_ERROR" not in os.environ
