@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, List, Optional
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from rosettamt.errors import UserError
 
@@ -597,8 +597,26 @@ def register_schemas() -> None:
 
 
 def to_object(cfg: Any) -> Any:
-    """DictConfig -> the schema dataclass instance (checked again by OmegaConf)."""
+    """DictConfig -> the schema dataclass instance (checked again by OmegaConf). A key that a
+    ``+key=value`` override added to a schema node (not to a dict option such as
+    ``data.pair_files``) is a UserError: OmegaConf would carry it along and nothing would read it."""
+    _check_no_extra_keys(cfg, "")
     return OmegaConf.to_object(cfg)
+
+
+def _check_no_extra_keys(node: Any, prefix: str) -> None:
+    if not isinstance(node, DictConfig):
+        return
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in node.keys():
+        name = f"{prefix}{key}"
+        if known is not None and key not in known:
+            raise UserError(f"{name}: no such option in {schema.__name__} (a +key=value override adds keys "
+                            "only to mapping options such as data.pair_files)")
+        if node._get_node(key)._is_missing() or OmegaConf.is_interpolation(node, str(key)):
+            continue
+        _check_no_extra_keys(node[key], f"{name}.")
 
 
 def to_dict(obj: Any) -> Dict[str, Any]:

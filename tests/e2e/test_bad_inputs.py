@@ -201,6 +201,8 @@ CASES: Dict[str, Callable[[Ctx], Case]] = {
     # rejected while Hydra composes the config: its several-line report becomes one line
     "option/unknown-precision": lambda c: _translate(c, "decode.precision=int4", needle="decode.precision: Invalid"),
     "option/misspelled-key": lambda c: Case("train", c.train("trainer.max_step=5").args, "trainer.max_step"),
+    "option/misspelled-key-added-with-plus": lambda c: Case("train", c.train("+trainer.max_stepz=5").args,
+                                                            "trainer.max_stepz: no such option"),
     "option/unknown-config-group-option": lambda c: _translate(c, "decode=sampling", needle="decode/sampling"),
     "option/unparsable-override": lambda c: _translate(c, "decode.beam_size=[1", needle="override"),
     # checkpoints

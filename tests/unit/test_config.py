@@ -161,3 +161,16 @@ def test_composition_errors_are_one_line_on_every_call_in_one_process(monkeypatc
         assert stop.value.code == 2
         assert capsys.readouterr().err.strip() == f"rosettamt: error: {line}"
         assert "HYDRA_FULL_ERROR" not in os.environ
+
+
+def test_a_plus_override_adds_keys_only_to_mapping_options():
+    """``+trainer.max_stepz=5`` would be carried along and read by nothing: an error naming it;
+    ``+data.pair_files.en-de.train=[...]`` (a mapping option) is what ``+`` is for."""
+    from rosettamt.errors import UserError
+
+    with pytest.raises(UserError, match=r"^trainer\.max_stepz: no such option in TrainerConfig"):
+        C.to_object(_compose("train", ["+trainer.max_stepz=5"]))
+    with pytest.raises(UserError, match=r"^foo: no such option in TrainConfig"):
+        C.to_object(_compose("train", ["+foo=1"]))
+    cfg = C.to_object(_compose("train", ["+data.pair_files.en-de.train=[a.en,a.de]"]))
+    assert cfg.data.pair_files["en-de"]["train"] == ["a.en", "a.de"]

@@ -87,10 +87,13 @@ def hydra_command(config_name: str, argv_filter: Optional[ArgvFilter] = None
         @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
         @functools.wraps(run)
         def _main(dcfg: DictConfig) -> None:
-            cfg = to_object(dcfg)
-            run_dir = Path(HydraConfig.get().runtime.output_dir)
-            composed.append(True)  # from here on an OmegaConf error is the code's, not the command line's
             try:
+                try:
+                    cfg = to_object(dcfg)
+                except OmegaConfBaseException as err:  # a value the schema rejects, one line here too
+                    raise UserError(config_error_line(err)) from None
+                run_dir = Path(HydraConfig.get().runtime.output_dir)
+                composed.append(True)  # from here on an OmegaConf error is the code's, not the command line's
                 run(cfg, run_dir)
             except UserError as err:
                 logging.getLogger("rosettamt").debug("user error", exc_info=True)
