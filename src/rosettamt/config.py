@@ -614,7 +614,7 @@ def _check_no_extra_keys(node: Any, prefix: str) -> None:
         if known is not None and key not in known:
             raise UserError(f"{name}: no such option in {schema.__name__} (a +key=value override adds keys "
                             "only to mapping options such as data.pair_files)")
-        if node._get_node(key)._is_missing() or OmegaConf.is_interpolation(node, str(key)):
+        if OmegaConf.is_missing(node, str(key)) or OmegaConf.is_interpolation(node, str(key)):
             continue
         _check_no_extra_keys(node[key], f"{name}.")
 
