@@ -11,7 +11,7 @@
 # ablation is "at equal time". On one GPU the processes share the card; on a CPU give each a
 # thread count (trainer.threads=1) and no more runs than cores. Afterwards:
 #
-#   python scripts/seed_table.py OUT_DIR --out scripts/results/seeds_multi30k.json
+#   python scripts/seed_table.py OUT_DIR --out seeds.json
 #
 # RUNS is a space-separated list of NAME=OVERRIDES, the overrides joined by commas;
 # RDROP_ALPHA (default 5) is the alpha of the default R-Drop runs.

@@ -9,7 +9,8 @@ the checkpoint the run's rule picked (``results.json``), every candidate's valid
 scores (``results.json``'s ``selection``), and from ``metrics.jsonl`` the steps and training time it
 reached and its validation BLEU curve (greedy, the val split), read at fixed steps (``--steps``,
 for comparisons at equal steps) and fixed training minutes (``--minutes``, at equal time). Each
-group gets the mean, the sample standard deviation and the range over its seeds. Nothing here is
+group gets the mean, the sample standard deviation and the range over its seeds (a point that a
+run did not reach is left out, and a point that no seed reached is shown as "-"). Nothing here is
 chosen on the test sets: the picks are the runs' own.
 """
 
@@ -30,10 +31,11 @@ def read_jsonl(path: Path) -> List[Dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def val_at(curve: List[Dict[str, Any]], key: str, limit: float) -> Optional[float]:
-    """Validation BLEU of the last validation with ``key`` (step or time) at or below ``limit``."""
+def val_at(curve: List[Dict[str, Any]], key: str, limit: float, reached: float) -> Optional[float]:
+    """Validation BLEU of the last validation with ``key`` (step or time) at or below ``limit``;
+    None when the run never got that far (``reached``: its last step or training second)."""
     seen = [r["bleu"] for r in curve if r[key] <= limit]
-    return seen[-1] if seen else None
+    return seen[-1] if seen and limit <= reached else None
 
 
 def read_run(run_dir: Path, steps: List[int], minutes: List[float]) -> Dict[str, Any]:
@@ -41,19 +43,20 @@ def read_run(run_dir: Path, steps: List[int], minutes: List[float]) -> Dict[str,
     records = read_jsonl(run_dir / "metrics.jsonl")
     trained = [r for r in records if r.get("kind") in ("train", "val")]
     curve = [r for r in records if r.get("kind") == "val"]
+    last_step, last_time = max(r["step"] for r in trained), max(r["time"] for r in trained)
     selection = results.get("selection", {})
     scores = lambda splits: {name: {k: s.get(k) for k in ("bleu", "chrf", "paper_bleu")}  # noqa: E731
                              for name, s in splits.items()}
     return {
-        "steps": max(r["step"] for r in trained),
-        "train_minutes": round(max(r["time"] for r in trained) / 60, 2),
+        "steps": last_step,
+        "train_minutes": round(last_time / 60, 2),
         "validations": len(curve),
         "picked": selection.get("picked"),
         "test": scores(results["splits"]),
         "candidates": [{"name": c["name"], "file": c["file"], "val_bleu": c["val_bleu"], "test": scores(c["test"])}
                        for c in selection.get("candidates", [])],
-        "val_bleu_at_step": {str(s): val_at(curve, "step", s) for s in steps},
-        "val_bleu_at_minute": {str(m): val_at(curve, "time", m * 60) for m in minutes},
+        "val_bleu_at_step": {str(s): val_at(curve, "step", s, last_step) for s in steps},
+        "val_bleu_at_minute": {str(m): val_at(curve, "time", m * 60, last_time) for m in minutes},
         "best_val_bleu": max((r["bleu"] for r in curve), default=None),
         "val_curve": [[r["step"], round(r["time"], 1), round(r["bleu"], 2)] for r in curve],  # step, seconds, BLEU
     }

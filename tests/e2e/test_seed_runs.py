@@ -38,7 +38,7 @@ def test_seeds_run_side_by_side_and_the_table_is_their_mean(tmp_path, toy_files,
     assert "rdrop_alpha: 1.0" in cfgs["toy_rdrop_s1"] and "rdrop_alpha: 0.0" in cfgs["toy_s1"]
 
     table = tmp_path / "seeds.json"
-    shown = subprocess.run([sys.executable, str(SCRIPTS / "seed_table.py"), str(out), "--steps", "10", "20",
+    shown = subprocess.run([sys.executable, str(SCRIPTS / "seed_table.py"), str(out), "--steps", "10", "20", "30",
                             "--minutes", "100", "--out", str(table)], env=ENV, capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     groups = json.loads(table.read_text())
@@ -54,8 +54,10 @@ def test_seeds_run_side_by_side_and_the_table_is_their_mean(tmp_path, toy_files,
         val20 = [r["bleu"] for r in curve if r.get("kind") == "val" and r["step"] == 20]
         run = groups["toy"]["runs"][str(s)]
         assert run["val_bleu_at_step"]["20"] == val20[-1] and run["steps"] == 20
+        assert run["val_bleu_at_step"]["30"] is None and run["val_bleu_at_minute"]["100.0"] is None  # never reached
         assert run["picked"] in {c["name"] for c in run["candidates"]} and len(run["candidates"]) == 2
     assert f"| toy | 2 | 20 | {got['mean']:.2f} ± {got['std']:.2f} |" in shown.stdout
+    assert groups["toy"]["val_bleu_at_step"]["30"]["n"] == 0 and " | - |" in shown.stdout
 
 
 def test_a_failed_run_fails_the_script_and_an_empty_directory_the_table(tmp_path, toy_files, toy_cache):
