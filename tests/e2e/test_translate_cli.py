@@ -4,6 +4,7 @@ pseudo-terminal (pexpect)."""
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,33 @@ def signal_state(pid: int) -> str:
     except OSError as err:
         return f"unreadable ({err})"
     return "; ".join(status + waits)
+
+
+def _sigint_blocked(pid: int) -> dict:
+    """thread id -> whether the thread blocks SIGINT (Linux /proc)."""
+    blocked = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = dict(line.split(":", 1) for line in (task / "status").read_text().splitlines() if ":" in line)
+        blocked[int(task.name)] = bool(int(status["SigBlk"].strip(), 16) & (1 << (signal.SIGINT - 1)))
+    return blocked
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from Linux /proc")
+def test_at_the_prompt_only_the_main_thread_can_take_ctrl_c(ckpt, tmp_path, env):
+    """A SIGINT that the kernel hands to one of torch's threads never wakes the main thread, which
+    sits in readline's select(): the prompt then ignores Ctrl-C for good (seen, rarely, under load).
+    So every other thread blocks SIGINT, and the main thread takes it while it waits for a line."""
+    child = spawn(ckpt, env, tmp_path)
+    child.sendline("ein kleines haus")  # a translation: torch's thread pools exist from here on
+    child.expect_exact("> ")
+    blocked = _sigint_blocked(child.pid)
+    assert len(blocked) > 1, "expected torch's worker threads beside the main thread"
+    assert blocked.pop(child.pid) is False  # the main thread, at the prompt
+    assert all(blocked.values()), blocked
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 def test_interactive_prompt_exits_cleanly_on_ctrl_c(ckpt, tmp_path, env):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, List
 from rosettamt.checkpoint import resolve_checkpoint
 from rosettamt.config import TranslateConfig
 from rosettamt.errors import UserError
-from rosettamt.prompt.interactive import Prompt
+from rosettamt.prompt.interactive import Prompt, hold_ctrl_c
 from rosettamt.prompt.pipe import translate_stream
 from rosettamt.prompt.plots import check_attention_settings
 from rosettamt.prompt.settings import Settings
@@ -58,9 +58,11 @@ def choose_direction(translator: "Translator", settings: Settings) -> None:
 
 def run(cfg: TranslateConfig) -> None:
     """rosettamt-translate: interactive on a terminal, else translate all input lines."""
+    interactive = cfg.input is None and cfg.output is None and sys.stdin.isatty()
+    if interactive:  # before torch starts any thread: Ctrl-C must reach the prompt's thread
+        hold_ctrl_c()
     settings = Settings.from_config(cfg)
     checkpoint = model_from_config(cfg)
-    interactive = cfg.input is None and cfg.output is None and sys.stdin.isatty()
     lines: List[str] = []
     if not interactive:  # check output and input before spending time on the model
         output_path(cfg)  # first: an output that is the input is refused before it is read

@@ -5,8 +5,11 @@ Translations go to stdout, everything else (banner, messages, plot paths) to std
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Optional
@@ -21,6 +24,33 @@ if TYPE_CHECKING:
     from rosettamt.translate.translator import Translator
 
 log = logging.getLogger("rosettamt.prompt")
+
+
+def hold_ctrl_c() -> None:
+    """Block SIGINT in this (the main) thread, so that every thread started from now on (torch's
+    and OpenMP's pools) inherits the block and a Ctrl-C can only reach the main thread.
+
+    Python turns SIGINT into KeyboardInterrupt in the main thread only. When the kernel hands the
+    signal to another thread while the main thread sits in readline's select(), nothing wakes the
+    main thread and the prompt ignores the Ctrl-C for good. The prompt lets SIGINT in again only while
+    it waits for a line (:func:`_ctrl_c_allowed`); a Ctrl-C that arrives while the model loads or a
+    sentence is being translated waits until then, and the prompt exits at that point.
+    """
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _ctrl_c_allowed():
+    """SIGINT unblocked in the main thread for the duration (the mask as it was afterwards)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 PROMPT = "> "
 HISTORY_FILE = ".rosettamt_history"
@@ -70,7 +100,8 @@ class Prompt:
         try:
             while True:
                 try:
-                    line = input(PROMPT)
+                    with _ctrl_c_allowed():
+                        line = input(PROMPT)
                 except EOFError:
                     print(file=sys.stderr)
                     break
