@@ -114,7 +114,10 @@ def test_bad_options_give_one_line_errors(ckpt, tmp_path, env):
 
 def spawn(ckpt: Path, env: dict, cwd: Path, *args: str):
     cmd = command() + [f"checkpoint={ckpt}", *args]
-    child = pexpect.spawn(cmd[0], cmd[1:], env=env, cwd=str(cwd), encoding="utf-8", timeout=TIMEOUT)
+    # SIGINT as on a user's terminal: a suite started in the background (`pytest &` from a script) runs
+    # with SIGINT ignored, which the child would inherit, and Python then never raises KeyboardInterrupt
+    child = pexpect.spawn(cmd[0], cmd[1:], env=env, cwd=str(cwd), encoding="utf-8", timeout=TIMEOUT,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     child.expect_exact("Ctrl-D to quit.")  # the banner ("en -> de ...") holds a "> " of its own
     child.expect_exact("> ")  # the model is loaded once, before the first prompt
     return child
@@ -169,6 +172,11 @@ def _sigint_blocked(pid: int) -> dict:
     return blocked
 
 
+def _sigint_caught(pid: int) -> bool:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return bool(int(status["SigCgt"].strip(), 16) & (1 << (signal.SIGINT - 1)))
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from Linux /proc")
 def test_at_the_prompt_only_the_main_thread_can_take_ctrl_c(ckpt, tmp_path, env):
     """A SIGINT that the kernel hands to one of torch's threads never wakes the main thread, which
@@ -180,6 +188,7 @@ def test_at_the_prompt_only_the_main_thread_can_take_ctrl_c(ckpt, tmp_path, env)
     blocked = _sigint_blocked(child.pid)
     assert len(blocked) > 1, "expected torch's worker threads beside the main thread"
     assert blocked.pop(child.pid) is False  # the main thread, at the prompt
+    assert _sigint_caught(child.pid), signal_state(child.pid)  # Python's KeyboardInterrupt handler is installed
     assert all(blocked.values()), blocked
     child.sendintr()
     child.expect(pexpect.EOF)
