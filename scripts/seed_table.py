@@ -38,6 +38,11 @@ def val_at(curve: List[Dict[str, Any]], key: str, limit: float, reached: float) 
     return seen[-1] if seen and limit <= reached else None
 
 
+def scores(splits: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """BLEU, chrF and paper-protocol BLEU of each split in a results.json "splits" mapping."""
+    return {name: {k: s.get(k) for k in ("bleu", "chrf", "paper_bleu")} for name, s in splits.items()}
+
+
 def read_run(run_dir: Path, steps: List[int], minutes: List[float]) -> Dict[str, Any]:
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     records = read_jsonl(run_dir / "metrics.jsonl")
@@ -45,8 +50,6 @@ def read_run(run_dir: Path, steps: List[int], minutes: List[float]) -> Dict[str,
     curve = [r for r in records if r.get("kind") == "val"]
     last_step, last_time = max(r["step"] for r in trained), max(r["time"] for r in trained)
     selection = results.get("selection", {})
-    scores = lambda splits: {name: {k: s.get(k) for k in ("bleu", "chrf", "paper_bleu")}  # noqa: E731
-                             for name, s in splits.items()}
     return {
         "steps": last_step,
         "train_minutes": round(last_time / 60, 2),
@@ -96,17 +99,23 @@ def fmt(s: Dict[str, Optional[float]]) -> str:
     return f"{s['mean']:.2f} ± {s['std']:.2f}" if s["n"] > 1 else f"{s['mean']:.2f}"
 
 
+def paper_scores(run: Dict[str, Any], splits: List[str]) -> str:
+    """One run's paper-protocol BLEU per split, "a / b" ("-" where it was not computed)."""
+    scores = [run["test"].get(split, {}).get("paper_bleu") for split in splits]
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in scores)
+
+
 def markdown(groups: Dict[str, Any]) -> str:
     """A test table (mean ± std, then every seed) and the validation curves at fixed steps / minutes."""
     splits = sorted({s for g in groups.values() for s in g["test"]})
-    head = ["group", "seeds", "steps"] + [f"{s} {m}" for s in splits for m in ("BLEU", "paper")] + ["each seed (paper, " + ", ".join(splits) + ")"]
+    head = ["group", "seeds", "steps"] + [f"{s} {m}" for s in splits for m in ("BLEU", "paper")]
+    head.append("each seed (paper, " + ", ".join(splits) + ")")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, g in groups.items():
         cells = [name, str(len(g["runs"])), f"{g['steps']['mean']:,.0f}"]
         cells += [fmt(g["test"].get(s, {}).get(m, spread([]))) for s in splits for m in ("bleu", "paper_bleu")]
-        each = "; ".join(f"s{seed}: " + " / ".join(f"{r['test'][s]['paper_bleu']:.2f}" if r["test"].get(s, {}).get("paper_bleu") is not None else "-"
-                                                   for s in splits) for seed, r in g["runs"].items())
-        lines.append("| " + " | ".join(cells + [each]) + " |")
+        cells.append("; ".join(f"s{seed}: {paper_scores(r, splits)}" for seed, r in g["runs"].items()))
+        lines.append("| " + " | ".join(cells) + " |")
     for key, label in (("val_bleu_at_step", "val BLEU at step"), ("val_bleu_at_minute", "val BLEU after minute")):
         points = list(next(iter(groups.values()))[key])
         if not points:
@@ -123,7 +132,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--minutes", type=float, nargs="*", default=[], help="... and after these training minutes")
     p.add_argument("--out", type=Path, help="write the runs and the group spreads here (JSON)")
     args = p.parse_args(argv)
-    dirs = sorted(d for d in args.out_dir.iterdir() if (d / "results.json").is_file() and (d / "metrics.jsonl").is_file())
+    dirs = sorted(d for d in args.out_dir.iterdir()
+                  if (d / "results.json").is_file() and (d / "metrics.jsonl").is_file())
     if not dirs:
         print(f"seed_table: no run directory with results.json and metrics.jsonl under {args.out_dir}", file=sys.stderr)
         return 2

@@ -47,7 +47,8 @@ def test_seeds_run_side_by_side_and_the_table_is_their_mean(tmp_path, toy_files,
     split = next(iter(results[0]["splits"]))
     bleus = [r["splits"][split]["bleu"] for r in results]
     got = groups["toy"]["test"][split]["bleu"]
-    assert got["mean"] == pytest.approx(statistics.fmean(bleus)) and got["std"] == pytest.approx(statistics.stdev(bleus))
+    assert got["mean"] == pytest.approx(statistics.fmean(bleus))
+    assert got["std"] == pytest.approx(statistics.stdev(bleus))
     assert (got["min"], got["max"]) == (min(bleus), max(bleus)) and got["n"] == 2
     for s in (1, 2):  # the curve read at step 20 is the run's own validation at step 20; every candidate kept
         curve = [json.loads(line) for line in (out / f"toy_s{s}" / "metrics.jsonl").read_text().splitlines()]

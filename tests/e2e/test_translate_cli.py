@@ -180,8 +180,8 @@ def _sigint_caught(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from Linux /proc")
 def test_at_the_prompt_only_the_main_thread_can_take_ctrl_c(ckpt, tmp_path, env):
     """A SIGINT that the kernel hands to one of torch's threads never wakes the main thread, which
-    sits in readline's select(): the prompt then ignores Ctrl-C for good (seen, rarely, under load).
-    So every other thread blocks SIGINT, and the main thread takes it while it waits for a line."""
+    sits in readline's select(): the prompt would then ignore that Ctrl-C for good. So every other
+    thread blocks SIGINT, and the main thread takes it while it waits for a line."""
     child = spawn(ckpt, env, tmp_path)
     child.sendline("ein kleines haus")  # a translation: torch's thread pools exist from here on
     child.expect_exact("> ")
@@ -203,7 +203,7 @@ def test_interactive_prompt_exits_cleanly_on_ctrl_c(ckpt, tmp_path, env):
     child.sendintr()  # Ctrl-C
     try:
         child.expect(pexpect.EOF)
-    except pexpect.TIMEOUT:  # it has hung this way under load, rarely: say where the signal went
+    except pexpect.TIMEOUT:  # as when the suite ran with SIGINT ignored (see spawn): say where the signal went
         pytest.fail(f"no exit after Ctrl-C; signal state of pid {child.pid}: {signal_state(child.pid)}")
     child.close()
     assert child.exitstatus == 0, (child.exitstatus, child.signalstatus, child.before)
