@@ -13,8 +13,10 @@
 #
 #   python scripts/seed_table.py OUT_DIR --out seeds.json
 #
-# RUNS is a space-separated list of NAME=OVERRIDES, the overrides joined by commas;
-# RDROP_ALPHA (default 5) is the alpha of the default R-Drop runs.
+# RUNS is a space-separated list of NAME=OVERRIDES, the overrides joined by commas (so a RUNS
+# override cannot hold a space, a comma or a list: pass those as trailing overrides, which every
+# run gets, quoted as written); RDROP_ALPHA (default 5) is the alpha of the default R-Drop runs.
+# Ctrl-C or SIGTERM to this script stops every run gracefully (SIGTERM: each saves and exits).
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
@@ -36,6 +38,8 @@ if command -v rosettamt-train >/dev/null; then train=(rosettamt-train); else tra
 
 mkdir -p "$out"
 pids=() names=()
+# background jobs of a script start with SIGINT ignored: pass a Ctrl-C or a SIGTERM on as SIGTERM
+trap 'echo "stopping the runs" >&2; kill -TERM "${pids[@]}" 2>/dev/null' INT TERM
 for run in $RUNS; do
     name=${run%%=*}
     IFS=, read -r -a overrides <<< "${run#*=}"
@@ -47,10 +51,16 @@ done
 
 failed=0
 for i in "${!pids[@]}"; do
-    if wait "${pids[$i]}"; then
+    status=0
+    wait "${pids[$i]}" || status=$?
+    while kill -0 "${pids[$i]}" 2>/dev/null; do  # a trapped signal interrupted the wait: wait on
+        status=0
+        wait "${pids[$i]}" || status=$?
+    done
+    if [[ $status -eq 0 ]]; then
         echo "${names[$i]}: done"
     else
-        echo "${names[$i]}: FAILED (exit $?); last lines of $out/${names[$i]}.log:"
+        echo "${names[$i]}: FAILED (exit $status); last lines of $out/${names[$i]}.log:"
         tail -n 5 "$out/${names[$i]}.log" | sed 's/^/    /'
         failed=1
     fi

@@ -69,17 +69,21 @@ def spread(values: List[Optional[float]]) -> Dict[str, Optional[float]]:
     vals = [v for v in values if v is not None]
     if not vals:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else None,
             "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
 def summarize(runs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """One entry per group: its seeds' runs and the spread of each score over them."""
     groups: Dict[str, Dict[str, Any]] = {}
-    for name, run in sorted(runs.items()):
+    seed_of = lambda name: int(SEED.match(name)["seed"]) if SEED.match(name) else -1  # noqa: E731
+    for name, run in sorted(runs.items(), key=lambda item: seed_of(item[0])):  # s2 before s10
         m = SEED.match(name)
-        group, seed = (m["group"], int(m["seed"])) if m else (name, None)
-        groups.setdefault(group, {"runs": {}})["runs"][str(seed)] = run
+        group, seed = (m["group"], str(int(m["seed"]))) if m else (name, "None")
+        seeds = groups.setdefault(group, {"runs": {}})["runs"]
+        if seed in seeds:
+            raise SystemExit(f"seed_table: two runs of group {group!r} have seed {seed} ({name} is the second)")
+        seeds[seed] = run
     for group in groups.values():
         seeds = list(group["runs"].values())
         splits = sorted({s for r in seeds for s in r["test"]})

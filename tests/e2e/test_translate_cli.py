@@ -167,7 +167,11 @@ def _sigint_blocked(pid: int) -> dict:
     """thread id -> whether the thread blocks SIGINT (Linux /proc)."""
     blocked = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        status = dict(line.split(":", 1) for line in (task / "status").read_text().splitlines() if ":" in line)
+        try:
+            text = (task / "status").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        status = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         blocked[int(task.name)] = bool(int(status["SigBlk"].strip(), 16) & (1 << (signal.SIGINT - 1)))
     return blocked
 

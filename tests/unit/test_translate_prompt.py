@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import signal
 import struct
 from pathlib import Path
 
@@ -227,3 +228,20 @@ def test_attention_plotter_rejects_unwritable_dir(translator, tmp_path):
     t = Translator(translator.model, translator.tokenizer, checkpoint_path=blocker / "m.pt")
     with pytest.raises(UserError, match="cannot write attention plots"):
         AttentionPlotter(t, Settings(show_attention=True))("a dog runs")
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_holding_ctrl_c_blocks_sigint_and_restores_the_mask_afterwards():
+    """rosettamt-translate's prompt blocks SIGINT for the threads torch starts; the block ends with
+    the command, and a Ctrl-C still pending then is dropped rather than raised at the caller."""
+    from rosettamt.prompt.interactive import holding_ctrl_c
+
+    blocked = lambda: signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # noqa: E731
+    assert not blocked()
+    with holding_ctrl_c(True):
+        assert blocked()
+        signal.raise_signal(signal.SIGINT)  # held while blocked
+        assert signal.SIGINT in signal.sigpending()
+    assert not blocked() and signal.SIGINT not in signal.sigpending()
+    with holding_ctrl_c(False):  # pipe mode: nothing changes
+        assert not blocked()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, List
 from rosettamt.checkpoint import resolve_checkpoint
 from rosettamt.config import TranslateConfig
 from rosettamt.errors import UserError
-from rosettamt.prompt.interactive import Prompt, hold_ctrl_c
+from rosettamt.prompt.interactive import Prompt, holding_ctrl_c
 from rosettamt.prompt.pipe import translate_stream
 from rosettamt.prompt.plots import check_attention_settings
 from rosettamt.prompt.settings import Settings
@@ -59,8 +59,11 @@ def choose_direction(translator: "Translator", settings: Settings) -> None:
 def run(cfg: TranslateConfig) -> None:
     """rosettamt-translate: interactive on a terminal, else translate all input lines."""
     interactive = cfg.input is None and cfg.output is None and sys.stdin.isatty()
-    if interactive:  # before torch starts any thread: Ctrl-C must reach the prompt's thread
-        hold_ctrl_c()
+    with holding_ctrl_c(interactive):  # before torch starts any thread: Ctrl-C must reach the prompt's thread
+        _run(cfg, interactive)
+
+
+def _run(cfg: TranslateConfig, interactive: bool) -> None:
     settings = Settings.from_config(cfg)
     checkpoint = model_from_config(cfg)
     lines: List[str] = []

@@ -26,18 +26,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("rosettamt.prompt")
 
 
-def hold_ctrl_c() -> None:
-    """Block SIGINT in this (the main) thread, so that every thread started from now on (torch's
-    and OpenMP's pools) inherits the block and a Ctrl-C can only reach the main thread.
+@contextlib.contextmanager
+def holding_ctrl_c(hold: bool = True):
+    """Block SIGINT in this (the main) thread for the duration, so that every thread started
+    meanwhile (torch's and OpenMP's pools) inherits the block and a Ctrl-C can only reach the main
+    thread.
 
     Python turns SIGINT into KeyboardInterrupt in the main thread only. When the kernel hands the
     signal to another thread while the main thread sits in readline's select(), nothing wakes the
     main thread and the prompt ignores the Ctrl-C for good. The prompt lets SIGINT in again only while
     it waits for a line (:func:`_ctrl_c_allowed`); a Ctrl-C that arrives while the model loads or a
-    sentence is being translated waits until then, and the prompt exits at that point.
+    sentence is being translated waits until then, and the prompt exits at that point. Afterwards
+    the mask is restored; a Ctrl-C still pending then has nothing left to stop and is dropped.
     """
-    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if not hold or not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if signal.SIGINT not in before:
+            if signal.SIGINT in signal.sigpending():
+                signal.sigwait({signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 @contextlib.contextmanager
