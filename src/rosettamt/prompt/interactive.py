@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("rosettamt.prompt")
 
 
+def _masks_sigint() -> bool:
+    """Signal masks exist here (POSIX) and this is the main thread, the one that takes Ctrl-C."""
+    return hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def holding_ctrl_c(hold: bool = True):
     """Block SIGINT in this (the main) thread for the duration, so that every thread started
@@ -39,7 +44,7 @@ def holding_ctrl_c(hold: bool = True):
     sentence is being translated waits until then, and the prompt exits at that point. Afterwards
     the mask is restored; a Ctrl-C still pending then has nothing left to stop and is dropped.
     """
-    if not hold or not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    if not (hold and _masks_sigint()):
         yield
         return
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -55,7 +60,7 @@ def holding_ctrl_c(hold: bool = True):
 @contextlib.contextmanager
 def _ctrl_c_allowed():
     """SIGINT unblocked in the main thread for the duration (the mask as it was afterwards)."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    if not _masks_sigint():
         yield
         return
     before = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -63,6 +68,7 @@ def _ctrl_c_allowed():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
 
 PROMPT = "> "
 HISTORY_FILE = ".rosettamt_history"
