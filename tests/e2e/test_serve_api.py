@@ -252,7 +252,7 @@ def test_sigterm_with_requests_in_flight_answers_them_then_exits_0(ckpt, sentenc
     srv.proc.send_signal(signal.SIGTERM)
     for t in threads:
         t.join(60)
-    assert srv.stop(timeout=60) == 0, srv.log
+    assert srv.stop(sig=None, timeout=60) == 0, srv.log  # a second SIGTERM while it exits would be a hard stop
     assert errors == [] and len(results) == 8
     want = offline.translate(sentences[:8], beam_size=5)
     assert [results[i] for i in range(8)] == [(200, {"translatedText": w}) for w in want]

@@ -57,9 +57,10 @@ class ServerProcess:
         self.url = self.wait_for(READY, timeout)
         return self.url
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        """Signal the server and wait for it; its exit status."""
-        if self.proc.poll() is None:
+    def stop(self, sig: Optional[int] = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Signal the server (``sig=None``: it was signalled already, so only wait) and wait for it;
+        its exit status."""
+        if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             code = self.proc.wait(timeout)
