@@ -51,6 +51,29 @@ def test_experiment_overrides_model_and_direction():
     assert cfg.model.d_model == 128 and cfg.data.src_lang == "de" and cfg.experiment_name == "multi30k_de_en"
 
 
+def _flat(node, prefix=""):
+    if not isinstance(node, dict):
+        return {prefix[:-1]: node}
+    return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+
+
+def test_fast_recipe_is_the_en_de_recipe_with_a_schedule_that_ends_in_budget():
+    from omegaconf import OmegaConf
+    from rosettamt.train.optim import lr_factor
+
+    base, fast = (_flat(OmegaConf.to_container(_compose("train", [f"experiment={name}"])))
+                  for name in ("multi30k_en_de", "multi30k_en_de_fast"))
+    changed = {key for key in base.keys() | fast.keys() if base.get(key) != fast.get(key)}
+    # model, data, batches, dropout, decoding and metric are the recipe's own
+    assert changed <= {"experiment_name", "optim.schedule", "optim.warmup_steps", "optim.min_lr",
+                       "optim.lr", "trainer.max_steps", "trainer.max_time", "trainer.average_last"}, changed
+    cfg = C.to_object(_compose("train", ["experiment=multi30k_en_de_fast"]))
+    assert cfg.optim.schedule == C.Schedule.cosine and 0 < cfg.trainer.max_time <= 3600
+    factor = lr_factor(cfg.optim, cfg.trainer.max_steps)
+    last = cfg.trainer.max_steps - 1
+    assert factor(cfg.optim.warmup_steps - 1) == 1.0 and factor(last) * cfg.optim.lr < 1e-9
+
+
 @pytest.mark.parametrize("override", ["trainer.no_such_key=1", "model.d_model=abc", "model.norm=sideways",
                                       "decode.strategy=sampling", "optim.lr=fast"])
 def test_wrong_key_or_type_fails_at_composition(override):
