@@ -33,8 +33,16 @@ def atomic_open(path: Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO
     """A file that becomes ``path`` when the block ends: written as a temp file beside it, fsynced,
     renamed over it. If the block raises (Ctrl-C and SIGTERM included) the temp file is removed
     and ``path`` is untouched; a full disk or unwritable folder is a UserError naming ``path``.
+    A symbolic link stays a link (the file it points to is replaced); a device or FIFO that the
+    user named (``output=/dev/null``) is written as it is, never replaced by a regular file.
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a device or FIFO (/dev/null, a pipe,
+        with _open_stream(path, mode, **open_kwargs) as f:  # /dev/stdout): a stream, written in place
+            yield f
+        return
+    if path.is_symlink():  # replace the file the link points to, and keep the link
+        path = Path(os.path.realpath(path))
     existed = path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +65,17 @@ def atomic_open(path: Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO
             raise _write_error(path, err, existed) from None
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def _open_stream(path: Path, mode: str, **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """``path`` opened as it is: nothing to replace atomically, and replacing it would destroy it."""
+    try:
+        f = open(path, mode, **open_kwargs)
+    except OSError as err:
+        raise _write_error(path, err, False) from None
+    with f:
+        yield f
 
 
 def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:

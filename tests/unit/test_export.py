@@ -165,6 +165,23 @@ def test_existing_output_is_refused_unless_overwrite(checkpoints, tmp_path, monk
     assert '"quantization": "int8"' in (out / "rosettamt.json").read_text(encoding="utf-8")
 
 
+def test_overwrite_replaces_only_an_earlier_export(checkpoints, tmp_path):
+    thesis = tmp_path / "notes" / "sub" / "thesis.txt"
+    thesis.parent.mkdir(parents=True)
+    thesis.write_text("four years of work\n")
+    cfg = ExportConfig(checkpoint=str(checkpoints["toy"]), format="ctranslate2", output=str(tmp_path / "notes"),
+                       overwrite=True)
+    with pytest.raises(UserError, match="rosettamt-export did not write") as err:
+        export(cfg)
+    assert "\n" not in str(err.value) and thesis.read_text() == "four years of work\n"
+    (tmp_path / "link").symlink_to(tmp_path / "notes")
+    with pytest.raises(UserError, match="symbolic link"):
+        export(dataclasses.replace(cfg, output=str(tmp_path / "link")))
+    assert thesis.is_file()
+    (tmp_path / "empty").mkdir()  # an empty folder (made for the export) is fine
+    assert (export(dataclasses.replace(cfg, output=str(tmp_path / "empty"))) / "model.bin").is_file()
+
+
 @pytest.mark.parametrize("module, extra, fmt", [("ctranslate2", "ctranslate2", "ctranslate2"),
                                                 ("transformers", "hf", "hf")])
 def test_a_missing_package_names_its_extra(module, extra, fmt, checkpoints, tmp_path, monkeypatch):

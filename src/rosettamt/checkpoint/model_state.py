@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from rosettamt.checkpoint.files import TRAINING_KEYS, load_checkpoint
+from rosettamt.checkpoint.names import check_stored_names
 from rosettamt.errors import UserError
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def load_for_inference(path: Path, device: Any, precision: str = "fp32") -> Tupl
                         "or decode.precision=bf16 on a GPU")
     dtype = inference_dtype(Precision("fp32" if int8 else str(precision)), dev)
     ckpt = load_checkpoint(path, map_location="cpu")
+    check_stored_names(ckpt, path)  # languages and splits become parts of output file names
     for key in TRAINING_KEYS:  # free optimizer state etc. early: inference never needs it
         ckpt.pop(key, None)
     cfg = stored_model_config(ckpt, path)

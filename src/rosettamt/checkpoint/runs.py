@@ -36,11 +36,41 @@ def read_index(ckpt_dir: Path) -> Dict[str, Any]:
         return {"best": [], "averaged": None}
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
         raise UserError(f"checkpoint index {path} is unreadable: {err}") from None
+    if not isinstance(index, dict):
+        raise UserError(f"checkpoint index {path}: a {type(index).__name__}, not a JSON object")
     index.setdefault("best", [])
     index.setdefault("averaged", None)
+    for key, value in index.items():
+        entries = value if key in _ENTRY_LISTS else [value] if key in _ENTRIES and value is not None else []
+        if key in _ENTRY_LISTS and not isinstance(value, list):
+            raise UserError(f"checkpoint index {path}: {key!r} is a {type(value).__name__}, not a list")
+        for entry in entries:
+            problem = _entry_problem(entry)
+            if problem:
+                raise UserError(f"checkpoint index {path}: an entry of {key!r} {problem}; "
+                                "it is the trainer's file, do not edit it by hand")
     return index
+
+
+_ENTRY_LISTS = ("best", "periodic")
+_ENTRIES = ("averaged", "averaged_best", "selected", "last")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\.pt$")  # a file in the folder itself: no / .. or ~
+
+
+def _entry_problem(entry: Any) -> str:
+    """Why an index entry is not {"file": <a .pt name in this folder>, "step": int, "bleu": number|None}; ''."""
+    if not isinstance(entry, dict):
+        return f"is a {type(entry).__name__}, not an object"
+    file, step, bleu = entry.get("file"), entry.get("step", 0), entry.get("bleu")
+    if not isinstance(file, str) or not _FILE_NAME.match(file):
+        return f"names {file!r}, not a checkpoint file in this folder"
+    if not isinstance(step, int) or isinstance(step, bool):
+        return f"({file}) has step {step!r}, not a whole number"
+    if bleu is not None and (not isinstance(bleu, (int, float)) or isinstance(bleu, bool)):
+        return f"({file}) has bleu {bleu!r}, not a number"
+    return ""
 
 
 def write_index(ckpt_dir: Path, index: Dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features, List, Value
 
 from rosettamt.config import DataConfig
+from rosettamt.data.corpus_cache import damaged_cache
 from rosettamt.data.corpus import content_hash
 from rosettamt.data.packing import longest_first, pack_by_tokens
 from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
@@ -93,11 +94,18 @@ def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_di
                 src = [prefix + s for s in src]
             return {"src_ids": src, "tgt_ids": tgt}
 
-        ids = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names,
-                     features=ID_FEATURES, cache_file_name=str(root / f"{name}.arrow"),
-                     load_from_cache_file=True, desc=f"encoding {split}",
-                     new_fingerprint=hashlib.sha256(f"{key}-{name}".encode()).hexdigest()[:32],
-                     num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
+        cache_file = root / f"{name}.arrow"
+        settings = dict(batched=True, batch_size=1000, remove_columns=ds.column_names, features=ID_FEATURES,
+                        cache_file_name=str(cache_file), desc=f"encoding {split}",
+                        new_fingerprint=hashlib.sha256(f"{key}-{name}".encode()).hexdigest()[:32],
+                        num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
+        try:
+            ids = ds.map(encode, load_from_cache_file=True, **settings)
+        except Exception as err:  # a damaged cache file (the map itself did not run): encode again
+            if not cache_file.is_file():
+                raise
+            damaged_cache(cache_file, err)
+            ids = ds.map(encode, load_from_cache_file=False, **settings)
         if is_train:
             dropped = len(ds) - len(ids)
             log.info("%s%s: filtered %d pairs longer than data.max_len=%d tokens", split,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -20,6 +22,8 @@ from datasets.arrow_writer import ArrowWriter
 
 from rosettamt.atomic import atomic_write_text, writable_dir
 from rosettamt.errors import UserError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "rosettamt-corpus-1"  # bump when the cleaning rules change: invalidates the cache
 FEATURES = Features({"src": Value("string"), "tgt": Value("string")})
@@ -46,8 +50,11 @@ def materialize(split: str, key: str, pairs: Pairs, root: Path) -> tuple[Dataset
     """Clean one split's pairs into ``root/<key>.arrow`` once; afterwards memory-map it."""
     arrow, meta = root / f"{key}.arrow", root / f"{key}.json"
     if arrow.is_file() and meta.is_file():  # meta is written last: its presence means complete
-        stats = SplitStats(**json.loads(meta.read_text(encoding="utf-8")))
-        return Dataset.from_file(str(arrow), split=split), stats
+        try:
+            stats = SplitStats(**json.loads(meta.read_text(encoding="utf-8")))
+            return Dataset.from_file(str(arrow), split=split), stats
+        except Exception as err:  # damaged on disk (cut, overwritten): derived data, so rebuild it
+            damaged_cache(arrow, err, meta)
     writable_dir(root, "data.cache_dir")
     tmp = root / f".{key}.{os.getpid()}.tmp"
     kept = dropped = 0
@@ -76,6 +83,17 @@ def materialize(split: str, key: str, pairs: Pairs, root: Path) -> tuple[Dataset
     stats = SplitStats(pairs=kept, dropped_empty=dropped)
     atomic_write_text(meta, json.dumps(asdict(stats)))
     return Dataset.from_file(str(arrow), split=split), stats
+
+
+def damaged_cache(path: Path, err: BaseException, *also: Path) -> None:
+    """A cache file that cannot be read: say so, remove it (and ``also``), and let the caller rebuild."""
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    log.warning("cache %s is damaged (%s: %s); rebuilding it", path, type(err).__name__, first)
+    for p in (path, *also):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _chunks(it: Iterable[tuple[str, str]], n: int) -> Iterator[list[tuple[str, str]]]:

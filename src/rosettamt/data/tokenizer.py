@@ -155,8 +155,9 @@ def train_or_load(train_split: Dataset, cfg: TokenizerConfig, data_cfg: DataConf
     final = Path(cache_dir) / "tokenizers" / key
     langs = (data_cfg.src_lang, data_cfg.tgt_lang)
     if (final / "meta.json").is_file():  # written last: present only in a complete directory
-        log.info("tokenizer cache hit: %s", final)
-        return _load_dir(final, langs), True
+        cached = _load_cached(final, langs)
+        if cached is not None:
+            return cached, True
 
     log.info("training %s tokenizer (%s, vocab %d) on %d pairs", "joint" if cfg.joint else "separate",
              cfg.type, cfg.vocab_size, len(train_split))
@@ -187,8 +188,9 @@ def train_or_load_multilingual(train: dict, cfg: TokenizerConfig, data_cfg: Data
     final = Path(cache_dir) / "tokenizers" / key
     langs = (data_cfg.src_lang, data_cfg.tgt_lang)
     if (final / "meta.json").is_file():
-        log.info("tokenizer cache hit: %s", final)
-        return _load_dir(final, langs), True
+        cached = _load_cached(final, langs)
+        if cached is not None:
+            return cached, True
     texts = M.language_texts(train)
     log.info("training joint multilingual tokenizer (%s, vocab %d) over %s with tags %s", cfg.type,
              cfg.vocab_size, ", ".join(sorted(texts)), " ".join(tags))
@@ -223,6 +225,19 @@ def _store(final: Path, key: str, models: dict[str, bytes], cfg: TokenizerConfig
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return _load_dir(final, langs)
+
+
+def _load_cached(path: Path, langs: tuple[str, str]) -> Tokenizer | None:
+    """The cached tokenizer in ``path``; None (and the folder removed) when it is damaged."""
+    from rosettamt.data.corpus_cache import damaged_cache
+
+    try:
+        tokenizer = _load_dir(path, langs)
+    except Exception as err:  # cut or overwritten model files: retrain rather than fail
+        damaged_cache(path, err)
+        return None
+    log.info("tokenizer cache hit: %s", path)
+    return tokenizer
 
 
 def _load_dir(path: Path, langs: tuple[str, str]) -> Tokenizer:

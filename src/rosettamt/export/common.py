@@ -74,12 +74,25 @@ def load_source(path: Path) -> Source:
 
 
 def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an existing output unless overwrite=true (and a file even then: it is not an export)."""
+    """Refuse an existing output unless overwrite=true, and even then unless it is an export made
+    by rosettamt-export (or an empty folder): overwrite=true must never delete someone's folder."""
     if output.exists() or output.is_symlink():
+        if output.is_symlink():
+            raise UserError(f"output={output} is a symbolic link; give the folder it points to, or another output=")
         if not output.is_dir():
             raise UserError(f"output={output} is a file, not a directory; choose another output=")
         if not overwrite:
             raise UserError(f"output={output} already exists; pass overwrite=true to replace it")
+        if not is_export(output):
+            raise UserError(f"output={output} is a folder that rosettamt-export did not write (no {META_FILE} or "
+                            ".argosmodel in it); overwrite=true replaces only an earlier export: choose another output=")
+
+
+def is_export(folder: Path) -> bool:
+    """An empty folder, or one that rosettamt-export wrote: rosettamt.json (ctranslate2, hf) or
+    nothing but .argosmodel packages (argos)."""
+    entries = list(folder.iterdir())
+    return (folder / META_FILE).is_file() or all(p.is_file() and p.suffix == ".argosmodel" for p in entries)
 
 
 @contextmanager

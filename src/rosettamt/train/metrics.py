@@ -34,8 +34,7 @@ class MetricsLog:
         """Drop records past ``step``: a resumed run redoes those steps and would log them twice."""
         if not self.path.is_file():
             return
-        keep = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and _step_of(line) <= step]
+        keep = [line for line in _lines(self.path) if line.strip() and _step_of(line) <= step]
         atomic_write_text(self.path, "".join(line + "\n" for line in keep))  # killed now: the old file stays
 
     def write(self, record: Dict[str, Any]) -> None:
@@ -56,21 +55,30 @@ class MetricsLog:
             self._tb.close()
 
 
+def _lines(path: Path) -> List[str]:
+    """The file's lines; bytes that are not UTF-8 (a torn or damaged line) become U+FFFD."""
+    return Path(path).read_bytes().decode("utf-8", errors="replace").splitlines()
+
+
 def _step_of(line: str) -> float:
     try:
-        return float(json.loads(line).get("step", 0))
-    except (json.JSONDecodeError, AttributeError):
-        return float("inf")  # unreadable (half-written) line: dropped
+        step = json.loads(line).get("step", 0)
+        return float(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else float("inf")
+    except (ValueError, AttributeError):
+        return float("inf")  # unreadable (half-written or damaged) line: dropped
 
 
 def read_metrics(path: Path) -> List[Dict[str, Any]]:
-    """All readable records of a metrics.jsonl (a torn last line is skipped)."""
+    """All readable records of a metrics.jsonl: JSON objects with a numeric step (a torn or
+    damaged line is skipped)."""
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in _lines(path):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except ValueError:
             continue
+        if _step_of(line) != float("inf"):
+            records.append(record)
     return records
 
 
@@ -84,8 +92,8 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Optional[Path]:
     import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_path)
-    train = [r for r in records if r.get("kind") == "train"]
-    val = [r for r in records if r.get("kind") == "val"]
+    train = [r for r in records if r.get("kind") == "train" and _number(r.get("loss"))]
+    val = [r for r in records if r.get("kind") == "val" and _number(r.get("loss")) and _number(r.get("bleu"))]
     fig, (ax_loss, ax_bleu) = plt.subplots(1, 2, figsize=(11, 4))
     if train:
         ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
@@ -104,3 +112,7 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Optional[Path]:
     finally:
         plt.close(fig)
     return Path(out_path)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,160 @@
+"""Files someone hands rosettamt (a checkpoint, its run folder's index, an output path) stay data:
+they never make a command write or delete outside what the user named, or destroy a device."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from rosettamt.atomic import atomic_open
+from rosettamt.checkpoint import find_best_checkpoint, load_checkpoint, read_index, save_checkpoint
+from rosettamt.errors import UserError
+from rosettamt.train.saver import CheckpointSaver
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_an_output_that_is_a_fifo_is_written_into_and_stays_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists: opening for writing won't block
+    try:
+        with atomic_open(fifo, "w") as f:
+            f.write("Ein Hund rennt.\n")
+        assert os.read(reader, 100) == b"Ein Hund rennt.\n"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temp file left beside it
+
+
+def test_an_output_that_is_a_symlink_stays_a_link_to_the_new_file(tmp_path):
+    target, link = tmp_path / "real.txt", tmp_path / "link.txt"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    with atomic_open(link, "w") as f:
+        f.write("new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+
+
+def _index(folder: Path, index) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("index, expected", [
+    ([], "a list, not a JSON object"),
+    ({"best": 5}, "'best' is a int, not a list"),
+    ({"best": [{"file": "../../victim.txt", "step": 9, "bleu": 0.0}]}, "names '../../victim.txt'"),
+    ({"periodic": [{"file": "/tmp/victim.pt", "step": 9}]}, "names '/tmp/victim.pt'"),
+    ({"periodic": [{"file": "sub/step9.pt", "step": 9}]}, "names 'sub/step9.pt'"),
+    ({"best": [{"file": "x.pt", "step": 1, "bleu": "abc"}]}, "bleu 'abc', not a number"),
+    ({"best": [{"file": "x.pt", "step": "7", "bleu": 1.0}]}, "step '7', not a whole number"),
+    ({"selected": {"file": "../other.pt"}}, "an entry of 'selected' names '../other.pt'"),
+    ({"averaged": [1]}, "an entry of 'averaged' is a list"),
+])
+def test_a_damaged_checkpoint_index_is_one_line_naming_it(tmp_path, index, expected):
+    folder = _index(tmp_path / "checkpoints", index)
+    with pytest.raises(UserError) as err:
+        read_index(folder)
+    assert expected in str(err.value) and str(folder / "index.json") in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError):  # every command that reads it: translate/evaluate/export (run_dir=) ...
+        find_best_checkpoint(tmp_path)
+
+
+def test_resuming_with_an_index_that_names_outside_files_deletes_nothing(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    folder = _index(tmp_path / "run" / "checkpoints", {
+        "best": [{"file": "../../victim.txt", "step": 99, "bleu": 0.0}], "periodic": []})
+    with pytest.raises(UserError, match="victim.txt"):
+        CheckpointSaver(folder, keep_best=1).forget_after(10)  # the trainer's resume path
+    assert victim.read_text() == "keep me\n"
+    good = _index(tmp_path / "good" / "checkpoints", {  # the trainer's own index still reads
+        "best": [{"file": "best-step0000020-bleu1.50.pt", "step": 20, "bleu": 1.5}],
+        "periodic": [{"file": "step0000020.pt", "step": 20}], "last": {"file": "last.pt", "step": 20},
+        "averaged": None, "selected": {"file": "averaged.pt", "step": 20, "bleu": 2.0, "sources": ["a.pt"]}})
+    assert read_index(good)["best"][0]["step"] == 20
+
+
+@pytest.mark.parametrize("field, value", [
+    ("tgt_lang", "tgt/../../../escaped"), ("src_lang", "../x"), ("test_splits", ["test", "../../x"]),
+    ("val_split", "/etc/passwd"),
+])
+def test_a_checkpoint_whose_names_are_paths_is_refused_before_anything_is_written(ckpt, tmp_path, field, value):
+    from rosettamt.evaluate.pipeline import evaluate
+
+    state = load_checkpoint(ckpt)
+    state["config"]["data"][field] = value
+    save_checkpoint(state, tmp_path / "odd.pt")
+    src, ref = tmp_path / "s.txt", tmp_path / "r.txt"
+    src.write_text("a b c\n")
+    ref.write_text("a b c\n")
+    out = tmp_path / "out"
+    with pytest.raises(UserError) as err:
+        evaluate(tmp_path / "odd.pt", src_file=src, ref_file=ref, output_dir=out, device="cpu")
+    assert f"config.data.{field}" in str(err.value) and "not a plain name" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.pt", "out", "r.txt", "s.txt"]
+    assert list(out.iterdir()) == []  # the folder the user named, checked up front, and nothing in it
+
+
+def test_a_tokenizer_language_that_is_a_path_is_refused(ckpt, tmp_path):
+    from rosettamt.translate import Translator
+
+    state = load_checkpoint(ckpt)
+    state["tokenizer"]["tgt_lang"] = "de/../../x"
+    save_checkpoint(state, tmp_path / "odd.pt")
+    with pytest.raises(UserError, match="tokenizer.tgt_lang"):
+        Translator.from_checkpoint(tmp_path / "odd.pt", device="cpu")
+    state["tokenizer"]["tgt_lang"] = "pt_BR"  # a real code with an underscore is fine
+    state["config"]["data"]["hub_splits"] = {"val": "validation[:50%]"}  # the hub's names are not file names
+    save_checkpoint(state, tmp_path / "ok.pt")
+    assert Translator.from_checkpoint(tmp_path / "ok.pt", device="cpu") is not None
+
+
+def test_a_damaged_metrics_log_loses_only_its_damaged_lines(tmp_path):
+    from rosettamt.train.metrics import MetricsLog, plot_curves, read_metrics
+
+    good = [{"kind": "train", "step": 5, "loss": 3.0}, {"kind": "val", "step": 5, "loss": 2.9, "bleu": 1.0}]
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in good)
+                     + b'\xff\xfe{"step": 6}\n{"step": "abc"}\n5\n{"kind": "val", "step": 8}\n'
+                     + json.dumps({"kind": "train", "step": 20, "loss": 2.0}).encode() + b'\n{"step": 2')
+    assert [r["step"] for r in read_metrics(path)] == [5, 5, 8, 20]
+    assert plot_curves(path, tmp_path / "curves.png").stat().st_size > 0  # the val record without scores is left out
+    MetricsLog(tmp_path, tensorboard=False).truncate_after(10)  # what a resumed run does first
+    assert [r["step"] for r in read_metrics(path)] == [5, 5, 8]
+
+
+def test_damaged_cache_files_are_rebuilt_with_a_warning_not_a_traceback(toy_files, tmp_path, caplog):
+    import logging
+
+    from rosettamt.config import DataConfig, Source, TokenizerConfig
+    from rosettamt.data.pipeline import prepare_data
+
+    cache = tmp_path / "cache"
+    cfg = DataConfig(source=Source.files, files=toy_files, src_lang="en", tgt_lang="xx", test_splits=["test"],
+                     cache_dir=str(cache))
+    tok_cfg = TokenizerConfig(vocab_size=120)
+    first = prepare_data(cfg, tok_cfg)
+    train_ids = first.ids["train"]["src_ids"]
+    corpus_arrow = next((cache / "corpus").glob("*.arrow"))
+    corpus_meta = next((cache / "corpus").glob("*.json"))
+    ids_arrow = next((cache / "ids").rglob("train.*.arrow"))
+    spm = next((cache / "tokenizers").rglob("joint.model"))
+    del first  # its splits map these files; the damage below is another process's (a new file)
+    for path in (corpus_arrow, ids_arrow, spm):  # cut short, as a full disk or a killed copy leaves them
+        data = path.read_bytes()
+        path.unlink()
+        path.write_bytes(data[: len(data) // 3])
+    corpus_meta.write_text("[1]")
+    with caplog.at_level(logging.WARNING, logger="rosettamt"):
+        again = prepare_data(cfg, tok_cfg)
+    assert again.ids["train"]["src_ids"] == train_ids and not again.tokenizer_cache_hit
+    damaged = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(damaged) >= 3 and all("rebuilding it" in m for m in damaged)
