@@ -181,6 +181,11 @@ class TokenizerConfig:
     seed: int = 1
 
 
+# Positions a model may have: the position table (and a learned one's weights) is built whole,
+# so a claim of 10**12 positions must fail as an option, not as an allocation of terabytes.
+MAX_POSITIONS = 1 << 20
+
+
 @dataclass
 class ModelConfig:
     d_model: int = 256
@@ -196,7 +201,7 @@ class ModelConfig:
     activation: Activation = Activation.relu
     norm: Norm = Norm.pre
     positions: Positions = Positions.sinusoidal
-    max_positions: int = 1024
+    max_positions: int = 1024  # at most MAX_POSITIONS
     scale_embedding: bool = True
     tie_output: bool = True  # target embedding == output projection
     tie_all: bool = True  # also share the source embedding when the vocabulary is joint
@@ -442,17 +447,22 @@ def check_decode(cfg: DecodeConfig, prefix: str = "decode.") -> None:
                              ("max_len_a", cfg.max_len_a, 0), ("max_len_b", cfg.max_len_b, 0)):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise UserError(f"{prefix}{name}={value!r}: expected a number")
-        if not math.isfinite(value) or value < low:
+        if not _finite(value) or value < low:
             raise UserError(f"{prefix}{name}={value} must be a finite number >= {low}")
     if not isinstance(cfg.length_penalty, (int, float)) or not math.isfinite(cfg.length_penalty):
         raise UserError(f"{prefix}length_penalty={cfg.length_penalty!r} must be a finite number")
+
+
+def _finite(value: Any) -> bool:
+    """A Python int is always finite (math.isfinite overflows on one past float's range)."""
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _check_ranges(prefix: str, obj: Any, rules: Dict[str, tuple]) -> None:
     """rules: field -> (low, high, low_inclusive, high_inclusive); None = unbounded. Non-finite fails."""
     for name, (low, high, low_in, high_in) in rules.items():
         value = getattr(obj, name)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
         ok = ok and (low is None or value > low or (low_in and value == low))
         ok = ok and (high is None or value < high or (high_in and value == high))
         if not ok:
@@ -485,14 +495,24 @@ def check_train(cfg: "TrainConfig") -> None:
         raise UserError(f"optim.betas={list(cfg.optim.betas)} must be two numbers in [0, 1)")
     _check_ranges("model.", cfg.model, {name: (0.0, 1.0, True, False)
                                         for name in ("dropout", "attn_dropout", "act_dropout")})
+    _check_ranges("model.", cfg.model, {"max_positions": (1, MAX_POSITIONS, True, True)})
     # counters where 0 (or less) means "off" keep that meaning; these have no "off"
     _check_ranges("trainer.", cfg.trainer, {"max_tokens": (1, None, True, False), "log_every": (1, None, True, False),
-                                            "rdrop_alpha": (0.0, None, True, False)})
+                                            "rdrop_alpha": (0.0, None, True, False),
+                                            "max_time": (0.0, None, True, False)})  # 0 = no time limit
+    check_tokenizer(cfg.tokenizer)
     check_selection(cfg.trainer)
     if cfg.trainer.max_steps <= 0 and cfg.trainer.max_epochs <= 0 and cfg.trainer.max_time <= 0:
         raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
     check_decode(cfg.decode)
     check_directions(cfg.data, cfg.tokenizer)
+
+
+def check_tokenizer(tok: TokenizerConfig) -> None:
+    """The SentencePiece settings in range before any data work (its own messages name no option)."""
+    _check_ranges("tokenizer.", tok, {"vocab_size": (1, None, True, False),
+                                      "character_coverage": (0.0, 1.0, False, True),
+                                      "input_sentence_size": (0, None, True, False), "seed": (0, None, True, False)})
 
 
 def check_directions(data: DataConfig, tokenizer: Optional[TokenizerConfig] = None) -> Any:
@@ -523,14 +543,18 @@ def check_directions(data: DataConfig, tokenizer: Optional[TokenizerConfig] = No
     return dirs
 
 
+MAX_WAIT_MS = 60000  # serve.max_wait_ms: a batch waits at most a minute for company
+MAX_REQUEST_TIMEOUT = 3600  # serve.request_timeout: an hour (also what a stop waits for requests in flight)
+
+
 def check_serve(cfg: "ServeAppConfig") -> None:
     """rosettamt-serve's options in their ranges before the model loads (errors name the option)."""
     s = cfg.serve
     _check_ranges("serve.", s, {
         "port": (0, 65535, True, True), "max_chars": (1, None, True, False),
         "max_sentences": (1, None, True, False), "max_batch_tokens": (1, None, True, False),
-        "max_wait_ms": (0.0, None, True, False), "queue_size": (1, None, True, False),
-        "request_timeout": (0.0, None, False, False), "max_beam_size": (1, None, True, False),
+        "max_wait_ms": (0, MAX_WAIT_MS, True, True), "queue_size": (1, None, True, False),
+        "request_timeout": (0, MAX_REQUEST_TIMEOUT, False, True), "max_beam_size": (1, None, True, False),
         "max_nbest": (1, None, True, False), "min_length_penalty": (None, s.max_length_penalty, False, True),
         "max_length_penalty": (s.min_length_penalty, None, True, False), "threads": (0, None, True, False)})
     if s.queue_size < s.max_sentences:

@@ -205,6 +205,11 @@ CASES: Dict[str, Callable[[Ctx], Case]] = {
                                                             "trainer.max_stepz: no such option"),
     "option/unknown-config-group-option": lambda c: _translate(c, "decode=sampling", needle="decode/sampling"),
     "option/unparsable-override": lambda c: _translate(c, "decode.beam_size=[1", needle="override"),
+    "option/negative-time-limit": lambda c: Case("train", c.train("trainer.max_time=-5").args, "trainer.max_time=-5"),
+    "option/tokenizer-sample-size-negative": lambda c: Case(
+        "prepare", [*c.corpus(), "tokenizer.input_sentence_size=-1"], "tokenizer.input_sentence_size=-1"),
+    "option/tokenizer-coverage-above-one": lambda c: Case(
+        "prepare", [*c.corpus(), "tokenizer.character_coverage=2"], "tokenizer.character_coverage=2"),
     # checkpoints
     "checkpoint/truncated": _truncated_checkpoint,
     "checkpoint/pickled-python-object": _pickled_object,
@@ -212,6 +217,8 @@ CASES: Dict[str, Callable[[Ctx], Case]] = {
     "checkpoint/weights-do-not-fit-the-config": _shapes_do_not_match,
     "checkpoint/stored-data-files-not-named-by-the-user": _stored_files_not_named,
     "checkpoint/average-different-tokenizers": _average_other_tokenizer,
+    "checkpoint/language-code-that-is-a-path": lambda c: _evaluate(c, c.checkpoint_with(
+        "bad.pt", lambda s: s["config"]["data"].update(tgt_lang="tgt/../../escaped")), needle="not a plain name"),
     # output paths
     "output/translate-output-is-the-input": lambda c: _output_is_the_input(c, "same"),
     "output/translate-output-symlinks-to-the-input": lambda c: _output_is_the_input(c, "symlink"),

@@ -46,6 +46,8 @@ def test_what_is_wrong_is_one_line_and_exit_2(ckpt, tmp_path):
                  ([f"run_dir={tmp_path / 'none'}"], "no such directory"),
                  ([f"checkpoint={ckpt}", "serve.port=70000"], "serve.port=70000 must be in [0, 65535]"),
                  ([f"checkpoint={ckpt}", "serve.queue_size=5"], "serve.queue_size=5 must hold one full request"),
+                 ([f"checkpoint={ckpt}", "serve.max_wait_ms=1e300"], "serve.max_wait_ms=1e+300 must be in [0, 60000]"),
+                 ([f"checkpoint={ckpt}", "serve.request_timeout=1e300"], "serve.request_timeout=1e+300 must be in"),
                  ([f"checkpoint={ckpt}", "decode.beam_size=9"], "outside serve.max_beam_size=8"),
                  ([f"checkpoint={ckpt}", f"model_dir={tmp_path}"], "model_dir= is the export folder"),
                  ([f"checkpoint={ckpt}", f"serve.port={port}"], f"cannot listen on 127.0.0.1:{port}")]

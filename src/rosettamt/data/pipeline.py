@@ -15,7 +15,7 @@ from typing import Any
 from datasets import DatasetDict, concatenate_datasets
 
 from rosettamt.atomic import writable_dir
-from rosettamt.config import DataConfig, TokenizerConfig
+from rosettamt.config import DataConfig, TokenizerConfig, check_tokenizer
 from rosettamt.data.batching import encode_splits
 from rosettamt.data.corpus import load_corpus_with_stats
 from rosettamt.data.tokenizer import Tokenizer, train_or_load
@@ -80,6 +80,7 @@ def prepare_data(data_cfg: DataConfig, tok_cfg: TokenizerConfig, seed: int = 1) 
     ``seed`` is the run's seed, accepted so that callers pass their whole config; every data
     step is deterministic (the tokenizer's sentence sampling follows ``tokenizer.seed``).
     """
+    check_tokenizer(tok_cfg)
     cache_dir = writable_dir(Path(data_cfg.cache_dir), "data.cache_dir")  # before any work is done
     if data_cfg.langs or data_cfg.pairs:
         return prepare_multilingual(data_cfg, tok_cfg, cache_dir)

@@ -122,7 +122,8 @@ class CT2Engine:
 
     def max_len(self, src_len: int, cfg: DecodeConfig) -> int:
         """rosettamt's limit (search/stepper.length_limits): floor(a * src_len + b), capped by the positions."""
-        return max(0, min(math.floor(cfg.max_len_a * src_len + cfg.max_len_b), self.cfg.max_positions - 1))
+        cap = self.cfg.max_positions - 1  # b capped first: a huge int never meets a float (overflow)
+        return max(0, math.floor(min(cfg.max_len_a * src_len + min(cfg.max_len_b, cap), cap)))
 
     def _hypotheses(self, result: Any, limit: int, penalty: float) -> List[Hypothesis]:
         """CTranslate2's hypotheses (pieces, EOS included) as rosettamt's (ids without EOS, cut at limit)."""

@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import logging
+import re
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from rosettamt.config import MULTI30K_SPLITS, DataConfig, Source
+from rosettamt.data.textfiles import lines
 from rosettamt.errors import UserError
 
 log = logging.getLogger("rosettamt.evaluate")  # the name log lines carried before the split
 
 
 def read_lines(path: Path, option: str) -> List[str]:
-    """Lines of a plain or .gz text file, read as the sacrebleu CLI reads them (trailing space dropped)."""
+    """Lines of a plain or .gz text file, read as the corpus reader reads them (data/textfiles.py:
+    byte order mark and NUL bytes removed) and as the sacrebleu CLI keeps them (trailing space dropped)."""
     if not path.is_file():
         raise UserError(f"{option}={path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="\n") as f:
-            return [line.rstrip() for line in f]
-    except UnicodeDecodeError as err:
-        raise UserError(f"{option}={path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except (OSError, EOFError) as err:
-        raise UserError(f"{option}={path}: unreadable ({err})") from None
+        return [line.rstrip() for line in lines(path)]
+    except UserError as err:  # names the file (and line): say which option gave it
+        raise UserError(f"{option}={err}") from None
+
+
+def read_pair(src_path: Path, ref_path: Path) -> Tuple[List[str], List[str]]:
+    """(sources, references) of a src_file/ref_file pair: line-aligned, each with a line to score."""
+    src, refs = read_lines(src_path, "src_file"), read_lines(ref_path, "ref_file")
+    for option, path, texts in (("src_file", src_path, src), ("ref_file", ref_path, refs)):
+        if not any(texts):  # empty, or only blank lines: no score would mean anything
+            why = f"all {len(texts)} lines are blank" if texts else "the file is empty"
+            raise UserError(f"{option}={path}: no lines to score ({why})")
+    if len(src) != len(refs):
+        raise UserError(f"src_file={src_path} has {len(src)} lines but ref_file={ref_path} has {len(refs)}")
+    return src, refs
 
 
 def split_texts(data: DataConfig, splits: Sequence[str]) -> Dict[str, Tuple[List[str], List[str]]]:
@@ -40,7 +50,10 @@ def split_texts(data: DataConfig, splits: Sequence[str]) -> Dict[str, Tuple[List
         raise UserError(f"split={','.join(unknown)}: the corpus (data.source={data.source}) has splits "
                         f"{', '.join(known or []) or 'none'}")
     only = dataclasses.replace(data, train_split=splits[0], val_split="", test_splits=list(splits[1:]))
-    corpus = load_corpus(only)
+    try:
+        corpus = load_corpus(only)
+    except UserError as err:  # the splits came from split=, not from the training options
+        raise UserError(re.sub(r"\bdata\.(train_split|test_splits)\b", "split=", str(err))) from None
     out = {}
     for split in splits:
         if split not in corpus:

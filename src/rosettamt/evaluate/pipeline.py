@@ -23,7 +23,7 @@ from rosettamt.config import CT2Config, DataConfig, DecodeConfig, MetricConfig, 
 from rosettamt.device import resolve_device
 from rosettamt.errors import UserError
 from rosettamt.evaluate.corpus_config import corpus_config, override_keys, read_splits
-from rosettamt.evaluate.inputs import read_lines
+from rosettamt.evaluate.inputs import read_pair
 from rosettamt.evaluate.scoring import score
 from rosettamt.search import translate_ids
 from rosettamt.search.translate_ids import check_lengths
@@ -188,9 +188,7 @@ def evaluate(
     dirs = _directions(data, src_lang, tgt_lang)
     if src_file is not None:
         src_path, ref_path = Path(src_file), Path(ref_file)  # type: ignore[arg-type]
-        src, refs = read_lines(src_path, "src_file"), read_lines(ref_path, "ref_file")
-        if len(src) != len(refs):
-            raise UserError(f"src_file={src_path} has {len(src)} lines but ref_file={ref_path} has {len(refs)}")
+        src, refs = read_pair(src_path, ref_path)
         if dirs is None:
             jobs = {src_path.name: (src, refs)}
         else:

@@ -33,6 +33,8 @@ def score(hyps: Sequence[str], refs: Sequence[str], tgt_lang: str = "en",
     """sacreBLEU BLEU (cased, 13a), chrF and lowercased BLEU with signatures; optionally the paper BLEU."""
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    if not refs:  # callers say which file or split was empty (inputs.read_pair); sacrebleu would fail obscurely
+        raise ValueError("no lines to score")
     hyps, refs = list(hyps), list(refs)
     out: Dict[str, Any] = {}
     for key, metric in (("bleu", BLEU()), ("chrf", CHRF()), ("bleu_lc", BLEU(lowercase=True))):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from rosettamt import speed
-from rosettamt.config import ModelConfig, Norm, Positions
+from rosettamt.config import MAX_POSITIONS, ModelConfig, Norm, Positions
 from rosettamt.errors import UserError
 from rosettamt.model.cache import DecoderCache, LayerCache
 from rosettamt.model.layers import DecoderLayer, EncoderLayer, head_sizes
@@ -45,6 +45,8 @@ def check_config(cfg: ModelConfig) -> None:
     if bad or min(cfg.encoder_layers, cfg.decoder_layers) < 0:
         raise UserError(f"{', '.join(bad) or 'model.encoder_layers/decoder_layers'}: d_model, n_heads, d_ff and "
                         "max_positions must be > 0, layer counts >= 0")
+    if cfg.max_positions > MAX_POSITIONS:  # the position table is built whole: fail here, not in an allocation
+        raise UserError(f"model.max_positions={cfg.max_positions} is above the limit of {MAX_POSITIONS} positions")
     if cfg.d_k is None and cfg.d_model % cfg.n_heads != 0:
         raise UserError(f"model.d_model={cfg.d_model} is not divisible by model.n_heads={cfg.n_heads}; set model.d_k")
     if min(head_sizes(cfg)) <= 0:

@@ -9,6 +9,7 @@ decoder on the whole prefix, which is the baseline the tests and the benchmark c
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -19,6 +20,7 @@ from rosettamt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from rosettamt.model.cache import DecoderCache, sentence_rows
 
 NEG_INF = float("-inf")
+NO_POSITION_LIMIT = 1 << 31  # the length cap for a model that states no max_positions
 
 
 class Stepper:
@@ -75,12 +77,15 @@ def length_limits(model: nn.Module, src_mask: Tensor, max_len_a: float, max_len_
     """Per sentence (B,) on the CPU: the most tokens a hypothesis may have (EOS not counted),
     max_len = floor(a * src_len + b), src_len counting the source EOS, capped so that the decoder
     positions fit the model; and the fewest, min_len, capped at max_len so a sentence can always end.
+
+    The cap is applied in Python numbers, before the limits become int64: a huge a or b means
+    "as long as the model allows", not an overflow (or a wrapped-around limit of 0).
     """
-    src_len = src_mask.sum(dim=1).cpu().double()  # (B,)
-    max_len = torch.floor(max_len_a * src_len + max_len_b).long().clamp(min=0)
     max_positions = getattr(getattr(model, "cfg", None), "max_positions", None)
-    if max_positions:
-        max_len = max_len.clamp(max=max_positions - 1)  # decoder input BOS + max_len tokens
+    cap = max_positions - 1 if max_positions else NO_POSITION_LIMIT  # decoder input BOS + max_len tokens
+    b = min(max_len_b, cap)  # an int of any size compares exactly; a * src_len below is a float (or inf)
+    limits = [max(0, math.floor(min(max_len_a * n + b, cap))) for n in src_mask.sum(dim=1).tolist()]
+    max_len = torch.tensor(limits, dtype=torch.long)
     return max_len, torch.minimum(torch.full_like(max_len, max(min_len, 0)), max_len)
 
 

@@ -33,24 +33,60 @@ ERRORS: Dict[Any, Any] = {code: {"model": schemas.ErrorResponse} for code in (40
 
 
 def error(status: int, message: str) -> JSONResponse:
+    """``{"error": message}``; characters UTF-8 cannot carry (lone surrogates a caller sent) are escaped."""
     headers = {"Retry-After": "1"} if status in (429, 503) else None
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class BodyLimit:
-    """413 before reading a body whose Content-Length is past what max_chars could need."""
+    """413 for a body past what max_chars could need: at once when Content-Length says so, else as
+    soon as the bytes received (chunked, or more than a lying Content-Length) pass the limit."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
 
+    def refusal(self, size: str) -> JSONResponse:
+        response = error(413, f"Invalid request: a body of {size} bytes is larger than this server takes "
+                              f"({self.limit})")
+        response.headers["Connection"] = "close"  # the rest of the body is not read
+        return response
+
     async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > self.limit:
-                message = f"Invalid request: a body of {int(length)} bytes is larger than this server takes ({self.limit})"
-                await error(413, message)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if length.isdigit() and int(length) > self.limit:
+            await self.refusal(str(int(length)))(scope, receive, send)
+            return
+        seen, started, refused = 0, False, False
+
+        async def counted() -> Dict[str, Any]:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:  # answer now; the app sees a client that left
+                    if not started:
+                        await self.refusal(f"over {self.limit}")(scope, receive, reply)
+                    refused = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def reply(message: Dict[str, Any]) -> None:
+            nonlocal started
+            if not refused:  # after the 413, whatever the app answers to the "disconnect" is dropped
+                started = True
+                await send(message)
+
+        try:
+            await self.app(scope, counted, reply)
+        except Exception:  # noqa: BLE001 - the app failing on the cut-off body, already answered
+            if not refused:
+                raise
 
 
 async def libre_fields(request: Request) -> Dict[str, Any]:

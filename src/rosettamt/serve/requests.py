@@ -10,6 +10,7 @@ line by line (as rosettamt-translate does with a file) and its lines joined agai
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
@@ -18,6 +19,14 @@ from rosettamt.langs import pick_direction
 from rosettamt.translate.nbest import Candidate
 
 Direction = Tuple[str, str]
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A caller's value as an error message echoes it: one printable line (escaped), at most ``limit`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class ApiError(Exception):
@@ -85,7 +94,8 @@ def check_key(given: Any, keys: Sequence[str]) -> None:
         return
     if not isinstance(given, str) or not given:
         raise ApiError(403, "Invalid API key: this server needs api_key")
-    if not any(hmac.compare_digest(given.encode("utf-8"), key.encode("utf-8")) for key in keys):
+    given_bytes = given.encode("utf-8", "surrogatepass")  # a lone surrogate is a wrong key, not a crash
+    if not any(hmac.compare_digest(given_bytes, key.encode("utf-8", "surrogatepass")) for key in keys):
         raise ApiError(403, "Invalid API key")
 
 
@@ -95,8 +105,7 @@ def check_pair(source: Any, target: Any, model_source: str, model_target: str) -
     for name, value, served in (("source", source, model_source), ("target", target, model_target)):
         if value is None or value == served or (name == "source" and value == "auto"):
             continue
-        shown = value if isinstance(value, str) else repr(value)
-        raise ApiError(400, f"Invalid request: {name}={shown} is not served: this model translates "
+        raise ApiError(400, f"Invalid request: {name}={shown(value)} is not served: this model translates "
                             f"{model_source} to {model_target}")
     return source == "auto"
 
@@ -125,12 +134,12 @@ def whole_number(name: str, value: Any, low: int, high: int, default: int) -> in
     """An int field (a form sends it as digits) within [low, high]; 400 otherwise."""
     if value is None or value == "":
         return default
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f"Invalid request: {name} must be a whole number, not {value!r}")
+        raise ApiError(400, f"Invalid request: {name} must be a whole number, not {shown(repr(value))}")
     if not low <= value <= high:
-        raise ApiError(400, f"Invalid request: {name}={value} is outside [{low}, {high}]")
+        raise ApiError(400, f"Invalid request: {name}={shown(value)} is outside [{low}, {high}]")
     return value
 
 
@@ -155,7 +164,7 @@ def parse_libre(fields: Mapping[str, Any], model_source: str, model_target: str,
             raise ApiError(400, f"Invalid request: {name} must be a string")
     fmt = fields.get("format") or "text"
     if fmt != "text":
-        raise ApiError(400, f"Invalid request: format={fmt} is not supported (only text)")
+        raise ApiError(400, f"Invalid request: format={shown(fmt)} is not supported (only text)")
     pair, auto = pick_pair(fields.get("source"), fields.get("target"), model_source, model_target, directions)
     alternatives = whole_number("alternatives", fields.get("alternatives"), 0, max_alternatives, 0)
     return LibreRequest(items, as_list, alternatives, auto, pair)
