@@ -103,7 +103,7 @@ def resume_command(run_dir: Path, world_size: int = 1) -> str:
     """The command line that continues this run: its own options, the run directory, trainer.resume=true."""
     prog = "rosettamt-train" if world_size == 1 else f"torchrun --nproc_per_node={world_size} -m rosettamt.train"
     drop = ("hydra.run.dir", "trainer.resume", "trainer.resume_from")
-    given = _cli_overrides()
+    given = cli_overrides()
     args = ["<the same options>"] if given is None else [
         shlex.quote(a) for a in given if a.split("=", 1)[0].lstrip("+~") not in drop]
     rel = os.path.relpath(run_dir)
@@ -111,7 +111,7 @@ def resume_command(run_dir: Path, world_size: int = 1) -> str:
     return " ".join([prog, *args, shlex.quote(f"hydra.run.dir={where}"), "trainer.resume=true"])
 
 
-def _cli_overrides() -> Optional[List[str]]:
+def cli_overrides() -> Optional[List[str]]:
     """The overrides this run was started with (Hydra's record); None outside the CLI."""
     from hydra.core.hydra_config import HydraConfig
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from torch import nn
 
@@ -110,3 +110,44 @@ def restore(path: Path, cfg: C.TrainConfig, tokenizer: Tokenizer, model: nn.Modu
              sampler_state.get("position", 0))
     rngs = ckpt["rng"]
     return rngs[rank] if rank < len(rngs) else rngs[0]
+
+
+def resumed_config(cfg: C.TrainConfig, run_dir: Path, overrides: Optional[List[str]]) -> C.TrainConfig:
+    """``rosettamt-train hydra.run.dir=RUN trainer.resume=true [key=value ...]``: the run's own options.
+
+    A resume command that selects no config group (``experiment=``, ``model=`` ...) continues RUN with
+    the options it was trained with (``RUN/config.yaml``, written at every start) and this command's
+    ``key=value`` overrides on top, instead of the packaged defaults. A command that selects a group
+    is taken as given (the checkpoint must then match it), as is everything outside the CLI
+    (``overrides`` None).
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    from rosettamt.paths import config_dir
+
+    saved = Path(run_dir) / "config.yaml"
+    if overrides is None or not cfg.trainer.resume or cfg.trainer.resume_from or not saved.is_file():
+        return cfg
+    groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
+    keys = [o.split("=", 1)[0].lstrip("+") for o in overrides]
+    if any(k in groups or k.startswith("~") for k in keys):
+        return cfg
+    current = OmegaConf.create(C.to_dict(cfg))
+    try:
+        base = OmegaConf.load(saved)
+        if not isinstance(base, DictConfig):
+            raise ValueError(f"a {type(base).__name__}, not a mapping of options")
+        for key in keys:
+            if not key.startswith("hydra."):
+                OmegaConf.update(base, key, OmegaConf.select(current, key), merge=False, force_add=True)
+        merged = C.to_object(OmegaConf.merge(OmegaConf.structured(C.TrainConfig), base))
+    except (OmegaConfBaseException, YAMLError, ValueError, TypeError, OSError) as err:  # not YAML, not the schema
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"{saved}: cannot continue the run with its own options ({first}); give them on the "
+                        "command line as when it started") from None
+    changed = [k for k in keys if not k.startswith("hydra.") and k != "trainer.resume"]
+    log.info("resuming %s with the options it was started with (%s)%s", run_dir, saved.name,
+             f"; this command sets {', '.join(changed)}" if changed else "")
+    return merged
