@@ -29,19 +29,22 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_open(path: Path, mode: str = "wb", named: bool = False, **open_kwargs: Any) -> Iterator[IO[Any]]:
     """A file that becomes ``path`` when the block ends: written as a temp file beside it, fsynced,
     renamed over it. If the block raises (Ctrl-C and SIGTERM included) the temp file is removed
     and ``path`` is untouched; a full disk or unwritable folder is a UserError naming ``path``.
-    A symbolic link stays a link (the file it points to is replaced); a device or FIFO that the
-    user named (``output=/dev/null``) is written as it is, never replaced by a regular file.
+
+    ``named``: the user typed this very path (``output=``). Then a device or FIFO (``/dev/null``,
+    ``/dev/stdout``) is written as it is instead of being replaced by a regular file, and a symbolic
+    link stays a link to the new file. Otherwise (files inside a run or checkpoint folder, which may
+    come from anyone) the name itself is replaced: nothing outside the folder is written through it.
     """
     path = Path(path)
-    if path.exists() and not path.is_file() and not path.is_dir():  # a device or FIFO (/dev/null, a pipe,
-        with _open_stream(path, mode, **open_kwargs) as f:  # /dev/stdout): a stream, written in place
+    if named and path.exists() and not path.is_file() and not path.is_dir():  # a device or FIFO:
+        with _open_stream(path, mode, **open_kwargs) as f:  # a stream, written in place
             yield f
         return
-    if path.is_symlink():  # replace the file the link points to, and keep the link
+    if named and path.is_symlink():  # replace the file the link points to, and keep the link
         path = Path(os.path.realpath(path))
     existed = path.exists()
     try:
@@ -78,10 +81,10 @@ def _open_stream(path: Path, mode: str, **open_kwargs: Any) -> Iterator[IO[Any]]
         yield f
 
 
-def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+def atomic_write(path: Path, write: Callable[[Any], Any], named: bool = False) -> None:
     """Call ``write(file)`` on a binary temp file beside ``path``, then rename it over ``path``
-    (see :func:`atomic_open`)."""
-    with atomic_open(path) as f:
+    (see :func:`atomic_open`, also for ``named``)."""
+    with atomic_open(path, named=named) as f:
         write(f)
 
 

@@ -506,6 +506,9 @@ def check_train(cfg: "TrainConfig") -> None:
         raise UserError("no stop condition: set trainer.max_steps, trainer.max_epochs or trainer.max_time")
     check_decode(cfg.decode)
     check_directions(cfg.data, cfg.tokenizer)
+    from rosettamt.checkpoint.names import check_data_names
+
+    check_data_names(cfg.data)  # what the checkpoints' users will refuse, refused now
 
 
 def check_tokenizer(tok: TokenizerConfig) -> None:

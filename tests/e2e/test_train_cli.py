@@ -139,8 +139,10 @@ def test_kill_or_signal_then_resume_ends_bit_identical_to_the_uninterrupted_run(
             assert not list((run / "checkpoints").glob(".*.tmp"))
         if sig == signal.SIGKILL:
             assert victim.returncode == -signal.SIGKILL
-            # the short form: no options but the run directory, so the run's own options (its config.yaml)
-            command = ["rosettamt-train", f"hydra.run.dir={sig.name}", "trainer.resume=true"]
+            # the short form: the run's own options (its config.yaml) but the data and cache locations
+            files = ",".join(f"{split}:[{src},{tgt}]" for split, (src, tgt) in toy_files.items())
+            where = ["++data.files={" + files + "}", f"data.cache_dir={cache}"]  # as the error says
+            command = ["rosettamt-train", *where, f"hydra.run.dir={sig.name}", "trainer.resume=true"]
         else:
             assert victim.returncode == 128 + sig, (delays[sig], err[-3000:])
             verb = "interrupted" if sig == signal.SIGINT else "terminated"

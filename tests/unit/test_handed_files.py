@@ -22,7 +22,7 @@ def test_an_output_that_is_a_fifo_is_written_into_and_stays_a_fifo(tmp_path):
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists: opening for writing won't block
     try:
-        with atomic_open(fifo, "w") as f:
+        with atomic_open(fifo, "w", named=True) as f:  # output=PIPE, as the user typed it
             f.write("Ein Hund rennt.\n")
         assert os.read(reader, 100) == b"Ein Hund rennt.\n"
     finally:
@@ -31,13 +31,36 @@ def test_an_output_that_is_a_fifo_is_written_into_and_stays_a_fifo(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temp file left beside it
 
 
-def test_an_output_that_is_a_symlink_stays_a_link_to_the_new_file(tmp_path):
+def test_an_output_the_user_named_that_is_a_symlink_stays_a_link_to_the_new_file(tmp_path):
     target, link = tmp_path / "real.txt", tmp_path / "link.txt"
     target.write_text("old\n")
     link.symlink_to(target)
-    with atomic_open(link, "w") as f:
+    with atomic_open(link, "w", named=True) as f:
         f.write("new\n")
     assert link.is_symlink() and target.read_text() == "new\n"
+
+
+def test_links_and_fifos_planted_in_a_handed_folder_are_replaced_never_written_through(tmp_path):
+    from rosettamt.checkpoint import write_index
+
+    victim = tmp_path / "home" / ".bashrc"
+    victim.parent.mkdir()
+    victim.write_text("keep me\n")
+    folder = tmp_path / "handed" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "index.json").symlink_to(victim)
+    write_index(folder, {"best": [], "averaged": None})  # what a resumed run writes first
+    hyp = folder / "last.test.greedy.hyp.de"
+    hyp.symlink_to(victim)
+    with atomic_open(hyp, "w") as f:  # evaluate's output beside the checkpoint
+        f.write("Ein Hund rennt.\n")
+    assert victim.read_text() == "keep me\n"
+    assert not (folder / "index.json").is_symlink() and not hyp.is_symlink() and hyp.read_text() == "Ein Hund rennt.\n"
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "results.json")  # would block a writer forever
+        with atomic_open(folder / "results.json", "w") as f:
+            f.write("{}")
+        assert (folder / "results.json").read_text() == "{}"
 
 
 def _index(folder: Path, index) -> Path:
@@ -56,6 +79,8 @@ def _index(folder: Path, index) -> Path:
     ({"best": [{"file": "x.pt", "step": "7", "bleu": 1.0}]}, "step '7', not a whole number"),
     ({"selected": {"file": "../other.pt"}}, "an entry of 'selected' names '../other.pt'"),
     ({"averaged": [1]}, "an entry of 'averaged' is a list"),
+    ({"periodic": [{"file": "step9.pt"}]}, "(step9.pt) has step None"),
+    ({"best": [{"file": "best.pt", "step": 3, "bleu": None}]}, "(best.pt) has bleu None"),
 ])
 def test_a_damaged_checkpoint_index_is_one_line_naming_it(tmp_path, index, expected):
     folder = _index(tmp_path / "checkpoints", index)
@@ -158,3 +183,58 @@ def test_damaged_cache_files_are_rebuilt_with_a_warning_not_a_traceback(toy_file
     assert again.ids["train"]["src_ids"] == train_ids and not again.tokenizer_cache_hit
     damaged = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
     assert len(damaged) >= 3 and all("rebuilding it" in m for m in damaged)
+    import shutil
+
+    entry = spm.parent  # the tokenizer's cache folder, now a link to a damaged copy elsewhere
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(entry), str(elsewhere))
+    (elsewhere / "joint.model").write_bytes(b"cut")
+    entry.symlink_to(elsewhere, target_is_directory=True)
+    del again
+    third = prepare_data(cfg, tok_cfg)
+    assert third.ids["train"]["src_ids"] == train_ids and not entry.is_symlink()
+    assert (elsewhere / "joint.model").read_bytes() == b"cut"  # the link went, not what it pointed to
+
+
+def test_the_metrics_log_never_appends_through_a_link(tmp_path):
+    from rosettamt.train.metrics import MetricsLog
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").symlink_to(victim)
+    with pytest.raises(UserError, match="metrics.jsonl"):
+        MetricsLog(run, tensorboard=False).write({"kind": "train", "step": 1})
+    assert victim.read_text() == "keep me\n"
+    (tmp_path / "run2").mkdir()
+    MetricsLog(tmp_path / "run2", tensorboard=False).write({"kind": "train", "step": 1})  # a plain file: appended
+    assert (tmp_path / "run2" / "metrics.jsonl").read_text() == '{"kind": "train", "step": 1}\n'
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda m: m.update(tgt_lang="de/../../../x"), "tgt_lang"),
+    (lambda m: m["config"]["data"].update(src_lang="../en"), "config.data.src_lang"),
+    (lambda m: m["tokenizer"].update(source="../../secret.model"), "tokenizer.source"),
+])
+def test_an_exports_rosettamt_json_names_no_paths(tmp_path, change, field):
+    from rosettamt.export.common import META_FILE, META_FORMAT, read_meta
+
+    meta = {"format": META_FORMAT, "kind": "ctranslate2", "src_lang": "en", "tgt_lang": "de",
+            "tokenizer": {"joint": True, "source": "sentencepiece.model", "target": "sentencepiece.model"},
+            "config": {"data": {"src_lang": "en", "tgt_lang": "de", "test_splits": ["test_2016_flickr"]}}}
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    assert read_meta(tmp_path)["tgt_lang"] == "de"  # what rosettamt-export writes reads back
+    change(meta)
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=field.replace(".", r"\.")):
+        read_meta(tmp_path)
+
+
+def test_training_refuses_up_front_the_names_its_checkpoints_would_be_refused_for(make_cfg):
+    from rosettamt.config import check_train
+
+    check_train(make_cfg("data.src_lang=pt_BR", "data.tgt_lang=sr-Latn"))  # real codes are fine
+    for bad, field in (("data.tgt_lang=de/x", "data.tgt_lang"), ("data.test_splits=[test,../t]", "data.test_splits[1]")):
+        with pytest.raises(UserError, match=field.replace("[", r"\[").replace("]", r"\]")):
+            check_train(make_cfg(bad))

@@ -1,4 +1,5 @@
-"""``rosettamt-train hydra.run.dir=RUN trainer.resume=true``: the run's own options, not the defaults."""
+"""``rosettamt-train hydra.run.dir=RUN trainer.resume=true``: the run's own options, not the defaults;
+but where data is read, downloaded or cached comes from the command line, never from the folder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from rosettamt.errors import UserError
 from rosettamt.train.resume import resumed_config
 
 
+def _cfg(**groups) -> C.TrainConfig:
+    """What Hydra composes for a resume command with these values (the packaged defaults otherwise)."""
+    return C.to_object(OmegaConf.merge(OmegaConf.structured(C.TrainConfig), {"trainer": {"resume": True}}, groups))
+
+
 @pytest.fixture
 def run(make_cfg, tmp_path):
     """A run directory whose config.yaml holds a toy run's options (as the trainer writes it)."""
@@ -20,19 +26,41 @@ def run(make_cfg, tmp_path):
     return tmp_path, started
 
 
+def _where(started: C.TrainConfig) -> dict:
+    return {"files": dict(started.data.files), "cache_dir": started.data.cache_dir}
+
+
 def test_a_resume_naming_no_group_takes_the_runs_options_and_changes_only_what_it_says(run):
     run_dir, started = run
-    defaults = C.to_object(OmegaConf.merge(OmegaConf.structured(C.TrainConfig), {"trainer": {"resume": True,
-                                                                                             "max_steps": 90}}))
-    got = resumed_config(defaults, run_dir, ["trainer.resume=true", "trainer.max_steps=90"])
+    cfg = _cfg(trainer={"resume": True, "max_steps": 90}, data=_where(started))
+    got = resumed_config(cfg, run_dir, ["trainer.resume=true", "trainer.max_steps=90", "data.files.train=x",
+                                        "data.files.val=x", "data.files.test=x", "data.cache_dir=x"])
     assert (got.model, got.data, got.tokenizer, got.seed) == (started.model, started.data, started.tokenizer, 7)
     assert got.trainer.max_steps == 90 and got.trainer.resume
-    assert got.model.d_ff == 48 and defaults.model.d_ff != 48  # the run's, not the packaged default
+    assert got.model.d_ff == 48 and cfg.model.d_ff != 48  # the run's, not the packaged default
+
+
+def test_the_folder_never_chooses_what_is_read_downloaded_or_cached(run):
+    run_dir, started = run
+    with pytest.raises(UserError) as err:  # the toy run's files and cache: the command must name them
+        resumed_config(_cfg(), run_dir, ["trainer.resume=true", "trainer.max_steps=90"])
+    message = str(err.value)
+    assert "\n" not in message and str(run_dir / "config.yaml") in message
+    assert "++data.files='{train:[" in message and f"data.cache_dir={started.data.cache_dir}" in message
+    assert "trainer.max_steps=90" in message and message.endswith("trainer.resume=true")
+    saved = OmegaConf.load(run_dir / "config.yaml")  # a handed folder that would download from elsewhere
+    saved.data.url, saved.data.download, saved.trainer.resume_from = "http://example.invalid/x", True, "/tmp/x.pt"
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    with pytest.raises(UserError) as err:
+        resumed_config(_cfg(data=_where(started)), run_dir, ["trainer.resume=true", "data.files.train=x",
+                                                             "data.files.val=x", "data.files.test=x", "data.cache_dir=x"])
+    assert "data.url=http://example.invalid/x" in str(err.value) and "trainer.resume_from=/tmp/x.pt" in str(err.value)
+    assert "data.files='{" not in str(err.value) and "data.files.train=x" in str(err.value)  # the command's own
 
 
 def test_a_resume_that_names_a_group_or_is_not_a_resume_is_taken_as_given(run):
     run_dir, _ = run
-    cfg = C.to_object(OmegaConf.merge(OmegaConf.structured(C.TrainConfig), {"trainer": {"resume": True}}))
+    cfg = _cfg()
     assert resumed_config(cfg, run_dir, ["model=tiny", "trainer.resume=true"]) is cfg
     assert resumed_config(cfg, run_dir, None) is cfg  # the Python API: what the caller built
     fresh = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, resume=False))
@@ -41,9 +69,8 @@ def test_a_resume_that_names_a_group_or_is_not_a_resume_is_taken_as_given(run):
 
 def test_a_damaged_config_yaml_is_one_line_naming_it(run):
     run_dir, _ = run
-    cfg = C.to_object(OmegaConf.merge(OmegaConf.structured(C.TrainConfig), {"trainer": {"resume": True}}))
     for text in ("model: {d_ff: lots}\n", "- a list\n", "trainer: [\n"):
         (run_dir / "config.yaml").write_text(text)
         with pytest.raises(UserError) as err:
-            resumed_config(cfg, run_dir, ["trainer.resume=true"])
+            resumed_config(_cfg(), run_dir, ["trainer.resume=true"])
         assert str(run_dir / "config.yaml") in str(err.value) and "\n" not in str(err.value)

@@ -17,12 +17,13 @@ FORMAT = "rosettamt-1"
 TRAINING_KEYS = ("optimizer", "scheduler", "sampler", "rng", "trainer")
 
 
-def save_checkpoint(state: Dict[str, Any], path: Path) -> None:
-    """Write a checkpoint atomically (temp file, fsync, rename)."""
+def save_checkpoint(state: Dict[str, Any], path: Path, named: bool = False) -> None:
+    """Write a checkpoint atomically (temp file, fsync, rename); ``named``: a path the user typed
+    (output=), see rosettamt.atomic.atomic_open."""
     import torch
 
     state = {"format": FORMAT, **state}
-    atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write(Path(path), lambda f: torch.save(state, f), named=named)
 
 
 def link_checkpoint(src: Path, dst: Path) -> None:

@@ -1,4 +1,5 @@
-"""Names a checkpoint carries that end up in file names: its languages and its splits.
+"""Names a checkpoint (or an export's rosettamt.json) carries that end up in file names: its
+languages and its splits.
 
 Commands build output paths from them (``<ckpt>.<split>.beam5.hyp.<tgt_lang>``, an Argos
 package's ``translate-<src>_<tgt>``), and a checkpoint may come from anyone: a language code such
@@ -24,6 +25,9 @@ def is_plain_name(value: Any) -> bool:
 
 
 def _stored_names(ckpt: Dict[str, Any]) -> Iterator[Tuple[str, Any]]:
+    for key in ("src_lang", "tgt_lang"):  # an export's rosettamt.json has them at the top
+        if ckpt.get(key) is not None:
+            yield key, ckpt[key]
     tokenizer = ckpt.get("tokenizer")
     if isinstance(tokenizer, dict):
         for key in ("src_lang", "tgt_lang"):
@@ -31,15 +35,27 @@ def _stored_names(ckpt: Dict[str, Any]) -> Iterator[Tuple[str, Any]]:
                 yield f"tokenizer.{key}", tokenizer[key]
     config = ckpt.get("config")
     data = config.get("data") if isinstance(config, dict) else None
-    if not isinstance(data, dict):
-        return
+    if isinstance(data, dict):
+        yield from _data_names(data, "config.data.")
+
+
+def _data_names(data: Dict[str, Any], prefix: str) -> Iterator[Tuple[str, Any]]:
     for key in _DATA_NAMES:
         value = data.get(key)
         if isinstance(value, dict):  # hub_splits: our split name -> the dataset's; ours name files
             value = list(value)
         for i, item in enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]:
             if item is not None:
-                yield f"config.data.{key}" + (f"[{i}]" if i is not None else ""), item
+                yield f"{prefix}{key}" + (f"[{i}]" if i is not None else ""), item
+
+
+def check_data_names(data: Any) -> None:
+    """Training's side of the same rule (a DataConfig): a name its checkpoints could not be used
+    with is refused before the run, not after it."""
+    for field, value in _data_names({key: getattr(data, key, None) for key in _DATA_NAMES}, "data."):
+        if not is_plain_name(value):
+            raise UserError(f"{field}={value!r} is not a plain name (letters, digits, _ . + -, at most 64): "
+                            "languages and split names go into file names")
 
 
 def check_stored_names(ckpt: Dict[str, Any], path: Union[Path, str]) -> None:

@@ -47,7 +47,7 @@ def read_index(ckpt_dir: Path) -> Dict[str, Any]:
         if key in _ENTRY_LISTS and not isinstance(value, list):
             raise UserError(f"checkpoint index {path}: {key!r} is a {type(value).__name__}, not a list")
         for entry in entries:
-            problem = _entry_problem(entry)
+            problem = _entry_problem(entry, key)
             if problem:
                 raise UserError(f"checkpoint index {path}: an entry of {key!r} {problem}; "
                                 "it is the trainer's file, do not edit it by hand")
@@ -59,16 +59,18 @@ _ENTRIES = ("averaged", "averaged_best", "selected", "last")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\.pt$")  # a file in the folder itself: no / .. or ~
 
 
-def _entry_problem(entry: Any) -> str:
-    """Why an index entry is not {"file": <a .pt name in this folder>, "step": int, "bleu": number|None}; ''."""
+def _entry_problem(entry: Any, key: str) -> str:
+    """Why an index entry is not {"file": <a .pt name in this folder>, "step": int, "bleu": number}
+    (the step may be missing and the bleu None outside "best" / "periodic"; "periodic" has no bleu); ''."""
     if not isinstance(entry, dict):
         return f"is a {type(entry).__name__}, not an object"
-    file, step, bleu = entry.get("file"), entry.get("step", 0), entry.get("bleu")
+    listed = key in _ENTRY_LISTS
+    file, step, bleu = entry.get("file"), entry.get("step", None if listed else 0), entry.get("bleu")
     if not isinstance(file, str) or not _FILE_NAME.match(file):
         return f"names {file!r}, not a checkpoint file in this folder"
     if not isinstance(step, int) or isinstance(step, bool):
         return f"({file}) has step {step!r}, not a whole number"
-    if bleu is not None and (not isinstance(bleu, (int, float)) or isinstance(bleu, bool)):
+    if (bleu is not None or key == "best") and (not isinstance(bleu, (int, float)) or isinstance(bleu, bool)):
         return f"({file}) has bleu {bleu!r}, not a number"
     return ""
 

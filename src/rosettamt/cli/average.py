@@ -44,7 +44,7 @@ def main(cfg: AverageConfig, run_dir: Path) -> None:
     if unwritable_reason(output.parent):  # checked before anything is loaded
         raise UserError(f"output={output}: {unwritable_reason(output.parent)}")
     averaged = average_checkpoints(paths)
-    save_checkpoint(averaged, output)
+    save_checkpoint(averaged, output, named=cfg.output is not None)
     log.info("averaged %d checkpoints (%s) -> %s", len(paths), ", ".join(str(p) for p in paths), output)
     print(output)
 

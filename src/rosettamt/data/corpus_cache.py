@@ -90,9 +90,9 @@ def damaged_cache(path: Path, err: BaseException, *also: Path) -> None:
     first = (str(err).strip().splitlines() or [""])[0][:200]
     log.warning("cache %s is damaged (%s: %s); rebuilding it", path, type(err).__name__, first)
     for p in (path, *also):
-        if p.is_dir():
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
-        else:
+        else:  # a file, or a link (to a folder too: the link goes, not what it points to)
             p.unlink(missing_ok=True)
 
 

@@ -53,7 +53,7 @@ def split_texts(data: DataConfig, splits: Sequence[str]) -> Dict[str, Tuple[List
     try:
         corpus = load_corpus(only)
     except UserError as err:  # the splits came from split=, not from the training options
-        raise UserError(re.sub(r"\bdata\.(train_split|test_splits)\b", "split=", str(err))) from None
+        raise UserError(re.sub(r"\bdata\.(train_split|test_splits)\b=?", "split=", str(err))) from None
     out = {}
     for split in splits:
         if split not in corpus:

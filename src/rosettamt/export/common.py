@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from rosettamt.checkpoint.names import check_stored_names, is_plain_name
 from rosettamt.errors import UserError
 from rosettamt.langs import tag
 
@@ -176,6 +177,11 @@ def read_meta(folder: Path) -> Dict[str, Any]:
         raise UserError(f"{path} is unreadable: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise UserError(f"{path}: not a {META_FORMAT} file")
+    check_stored_names(meta, path)  # its languages become parts of output file names, as a checkpoint's
+    files = meta.get("tokenizer") if isinstance(meta.get("tokenizer"), dict) else {}
+    for side in ("source", "target"):
+        if side in files and not is_plain_name(files[side]):
+            raise UserError(f"{path}: tokenizer.{side} is {str(files[side])[:80]!r}, not a file name in {folder}")
     return meta
 
 

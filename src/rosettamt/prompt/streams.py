@@ -99,7 +99,7 @@ def open_output(cfg: TranslateConfig) -> Iterator[TextIO]:
             sys.stdout.reconfigure(encoding="utf-8")  # whatever the locale says
         yield sys.stdout
         return
-    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_open(path, "w", named=True, encoding="utf-8", newline="\n") as f:  # output= as typed
         yield f
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rosettamt.atomic import atomic_open, atomic_write_text
+from rosettamt.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,13 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(line + "\n" for line in keep))  # killed now: the old file stays
 
     def write(self, record: Dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
+        # never through a link: the run folder may be someone else's (O_NOFOLLOW where the OS has it)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except OSError as err:
+            raise UserError(f"cannot append to {self.path}: {err.strerror} (a symbolic link is refused)") from None
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         if self._tb is not None:
             kind = record.get("kind", "train")
