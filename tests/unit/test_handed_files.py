@@ -238,3 +238,20 @@ def test_training_refuses_up_front_the_names_its_checkpoints_would_be_refused_fo
     for bad, field in (("data.tgt_lang=de/x", "data.tgt_lang"), ("data.test_splits=[test,../t]", "data.test_splits[1]")):
         with pytest.raises(UserError, match=field.replace("[", r"\[").replace("]", r"\]")):
             check_train(make_cfg(bad))
+
+
+@pytest.mark.parametrize("entry", [".hydra/overrides.yaml", "train.log", "checkpoints", "metrics.jsonl"])
+def test_a_run_folder_with_a_link_where_a_command_writes_is_refused_before_hydra_writes(tmp_path, entry):
+    from rosettamt.cli._app import check_run_dir
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("keep me\n")
+    run = tmp_path / "run"
+    (run / entry).parent.mkdir(parents=True, exist_ok=True)
+    (run / entry).symlink_to(victim / "notes.txt" if "." in Path(entry).name else victim)
+    for given in (f"hydra.run.dir={run}", f'hydra.run.dir="{run}"'):  # plain, or quoted as resume prints it
+        with pytest.raises(UserError, match=f"{entry} in it is a symbolic link"):
+            check_run_dir([given, "trainer.resume=true"], "train")
+    assert (victim / "notes.txt").read_text() == "keep me\n"
+    check_run_dir([f"hydra.run.dir={tmp_path / 'fresh'}"], "train")  # a new or plain folder is fine

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from rosettamt import config as C
 from rosettamt.errors import UserError
-from rosettamt.train.resume import resumed_config
+from rosettamt.train.resume_options import hydra_override, resumed_config
 
 
 def _cfg(**groups) -> C.TrainConfig:
@@ -41,21 +41,38 @@ def test_a_resume_naming_no_group_takes_the_runs_options_and_changes_only_what_i
 
 
 def test_the_folder_never_chooses_what_is_read_downloaded_or_cached(run):
+    import shlex
+
+    from helpers.train_toy import compose_train
+
     run_dir, started = run
     with pytest.raises(UserError) as err:  # the toy run's files and cache: the command must name them
         resumed_config(_cfg(), run_dir, ["trainer.resume=true", "trainer.max_steps=90"])
     message = str(err.value)
-    assert "\n" not in message and str(run_dir / "config.yaml") in message
-    assert "++data.files='{train:[" in message and f"data.cache_dir={started.data.cache_dir}" in message
-    assert "trainer.max_steps=90" in message and message.endswith("trainer.resume=true")
+    assert "\n" not in message and str(run_dir / "config.yaml") in message and "data.files" in message
+    command = shlex.split(message.split("name them to continue: ", 1)[1])
+    assert command[0] == "rosettamt-train" and command[-1] == "trainer.resume=true" and "trainer.max_steps=90" in command
+    overrides = [a for a in command[1:] if not a.startswith("hydra.")]  # what the user then runs, as Hydra reads it
+    got = resumed_config(compose_train(overrides), run_dir, overrides)
+    assert (got.data, got.model, got.trainer.max_steps) == (started.data, started.model, 90)
+
     saved = OmegaConf.load(run_dir / "config.yaml")  # a handed folder that would download from elsewhere
     saved.data.url, saved.data.download, saved.trainer.resume_from = "http://example.invalid/x", True, "/tmp/x.pt"
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    named = ["trainer.resume=true", "data.files.train=x", "data.files.val=x", "data.files.test=x", "data.cache_dir=x"]
     with pytest.raises(UserError) as err:
-        resumed_config(_cfg(data=_where(started)), run_dir, ["trainer.resume=true", "data.files.train=x",
-                                                             "data.files.val=x", "data.files.test=x", "data.cache_dir=x"])
-    assert "data.url=http://example.invalid/x" in str(err.value) and "trainer.resume_from=/tmp/x.pt" in str(err.value)
-    assert "data.files='{" not in str(err.value) and "data.files.train=x" in str(err.value)  # the command's own
+        resumed_config(_cfg(data=_where(started)), run_dir, named)
+    assert """data.url="http://example.invalid/x\"""" in str(err.value) and "data.files=" not in str(err.value)
+    assert "resume_from" not in str(err.value)  # never asked for: a resume continues RUN's own last.pt
+    cfg = _cfg(data={**_where(started), "url": "http://example.invalid/x"})
+    assert resumed_config(cfg, run_dir, [*named, "data.url=http://example.invalid/x"]).trainer.resume_from is None
+
+
+def test_a_location_that_hydra_cannot_spell_is_asked_for_by_name():
+    assert hydra_override("data.dir", "a/b c") == """'data.dir="a/b c"'"""
+    assert hydra_override("data.files", {"train": ["x.{src}", "y"]}) == """'++data.files={train:["x.{src}","y"]}'"""
+    assert hydra_override("data.hub_config", None) == "data.hub_config=null"
+    assert hydra_override("data.dir", "line\nbreak") is None and hydra_override("data.files", {"a:b": []}) is None
 
 
 def test_a_resume_that_names_a_group_or_is_not_a_resume_is_taken_as_given(run):

@@ -39,15 +39,38 @@ def check_run_dir(argv: List[str], config_name: str) -> None:
     through a regular file or an unwritable folder is one line here instead of Hydra's traceback."""
     if any(arg.startswith("-") for arg in argv):  # --help, --cfg, -m: Hydra's own modes
         return
-    given = [arg.split("=", 1)[1] for arg in argv if arg.split("=", 1)[0].lstrip("+") == "hydra.run.dir"]
+    given = [_unquoted(arg.split("=", 1)[1]) for arg in argv if arg.split("=", 1)[0].lstrip("+") == "hydra.run.dir"]
     if given:
         check_creatable(Path(given[-1]), "hydra.run.dir")
+        check_no_links(Path(given[-1]).expanduser())
         return
     raw = OmegaConf.to_container(OmegaConf.load(config_dir() / f"{config_name}.yaml"), resolve=False)
     default = str(raw.get("hydra", {}).get("run", {}).get("dir", "."))  # type: ignore[union-attr]
     prefix = default.split("${", 1)[0]  # outputs/${now:...} -> outputs/
     if prefix not in ("", ".", "./"):
         check_creatable(Path(prefix), f"hydra.run.dir={default} (the default)")
+
+
+def _unquoted(value: str) -> str:
+    """A Hydra value as it names a path: ``"outputs/x"`` (a quoted override) is ``outputs/x``."""
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
+
+
+# What Hydra and the commands write inside a run folder (Hydra with a plain open(), which follows links)
+RUN_FILES = (".hydra", ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "checkpoints",
+             "tensorboard", "metrics.jsonl", "config.yaml", "results.json", "curves.png", "test", "attention")
+
+
+def check_no_links(run_dir: Path) -> None:
+    """An existing run folder (maybe someone else's) must not hold a symbolic link where a command
+    writes: through it, files outside the folder would be written or deleted."""
+    if not run_dir.is_dir():
+        return
+    logs = [p.name for p in run_dir.glob("*.log")]
+    for name in (*RUN_FILES, *logs):
+        if (run_dir / name).is_symlink():
+            raise UserError(f"hydra.run.dir={run_dir}: {name} in it is a symbolic link; the commands write this "
+                            "folder's files in place and follow no links in it: remove the link")
 
 
 def _terminate(signum: int, frame: Optional[FrameType]) -> None:

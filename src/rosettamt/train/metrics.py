@@ -6,9 +6,11 @@ over resumptions), so BLEU can be plotted against steps or against time.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -40,14 +42,21 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(line + "\n" for line in keep))  # killed now: the old file stays
 
     def write(self, record: Dict[str, Any]) -> None:
-        # never through a link: the run folder may be someone else's (O_NOFOLLOW where the OS has it)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        # never through a link or into a FIFO: the run folder may be someone else's
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             fd = os.open(self.path, flags, 0o666)
         except OSError as err:
-            raise UserError(f"cannot append to {self.path}: {err.strerror} (a symbolic link is refused)") from None
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            link = " (a symbolic link is refused)" if err.errno == errno.ELOOP else ""
+            raise UserError(f"cannot append to {self.path}: {err.strerror}{link}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UserError(f"cannot append to {self.path}: not a regular file")
+        try:
+            with os.fdopen(fd, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:  # a full disk
+            raise UserError(f"cannot append to {self.path}: {err.strerror or err}") from None
         if self._tb is not None:
             kind = record.get("kind", "train")
             for key, value in record.items():

@@ -9,10 +9,8 @@ resumed run replays the uninterrupted one bit for bit on CPU.
 from __future__ import annotations
 
 import logging
-import os
-import shlex
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from torch import nn
 
@@ -112,79 +110,3 @@ def restore(path: Path, cfg: C.TrainConfig, tokenizer: Tokenizer, model: nn.Modu
              sampler_state.get("position", 0))
     rngs = ckpt["rng"]
     return rngs[rank] if rank < len(rngs) else rngs[0]
-
-
-# What a run folder's config.yaml may not choose by itself: where data is read from or downloaded,
-# where caches go, which checkpoint is loaded. A resume takes these from the command line only.
-LOCATIONS = ("data.dir", "data.download", "data.url", "data.hub_name", "data.hub_config", "data.hub_revision",
-             "data.files", "data.pair_files", "data.cache_dir", "trainer.resume_from")
-
-
-def resumed_config(cfg: C.TrainConfig, run_dir: Path, overrides: Optional[List[str]]) -> C.TrainConfig:
-    """``rosettamt-train hydra.run.dir=RUN trainer.resume=true [key=value ...]``: the run's own options.
-
-    A resume command that selects no config group (``experiment=``, ``model=`` ...) continues RUN with
-    the options it was trained with (``RUN/config.yaml``, written at every start) and this command's
-    ``key=value`` overrides on top, instead of the packaged defaults. The :data:`LOCATIONS` are the
-    exception: a folder is data, so where to read, download or cache comes from the command line, and
-    a config.yaml that names other places than the command does is one error that prints the command
-    to run. A command that selects a group is taken as given (the checkpoint must then match it), as
-    is everything outside the CLI (``overrides`` None).
-    """
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-    from yaml import YAMLError
-
-    from rosettamt.paths import config_dir
-
-    saved = Path(run_dir) / "config.yaml"
-    if overrides is None or not cfg.trainer.resume or cfg.trainer.resume_from or not saved.is_file():
-        return cfg
-    groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
-    keys = [o.split("=", 1)[0].lstrip("+") for o in overrides if not o.startswith("hydra.")]
-    if any(k in groups or k.startswith("~") for k in keys):
-        return cfg
-    current = OmegaConf.create(C.to_dict(cfg))
-    named = [loc for loc in LOCATIONS if any(k == loc or k.startswith(loc + ".") for k in keys)]
-    try:
-        base = OmegaConf.load(saved)
-        if not isinstance(base, DictConfig):
-            raise ValueError(f"a {type(base).__name__}, not a mapping of options")
-        unnamed = [(loc, _plain(OmegaConf.select(base, loc))) for loc in LOCATIONS if loc not in named]
-        for key in [*keys, *named, *(loc for loc, _ in unnamed)]:  # locations: the command's, whole
-            OmegaConf.update(base, key, OmegaConf.select(current, key), merge=False, force_add=True)
-        merged = C.to_object(OmegaConf.merge(OmegaConf.structured(C.TrainConfig), base))
-    except (OmegaConfBaseException, YAMLError, ValueError, TypeError, OSError) as err:  # not YAML, not the schema
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise UserError(f"{saved}: cannot continue the run with its own options ({first}); give them on the "
-                        "command line as when it started") from None
-    missing = [f"{'++' if isinstance(value, dict) else ''}{loc}={_override(value)}" for loc, value in unnamed
-               if value != _plain(OmegaConf.select(current, loc))]
-    if missing:  # what to read, download or cache: the user's words, never the folder's
-        given = [shlex.quote(o) for o in overrides if not o.startswith("hydra.") and not o.startswith("trainer.resume=")]
-        rel = os.path.relpath(run_dir)
-        raise UserError(f"{saved} names data, cache or checkpoint locations that this command does not; name "
-                        "them to continue: " + " ".join(["rosettamt-train", *given, *missing, shlex.quote(
-                            f"hydra.run.dir={run_dir if rel.startswith('..') else rel}"), "trainer.resume=true"]))
-    changed = [k for k in keys if k != "trainer.resume"]
-    log.info("resuming %s with the options it was started with (%s)%s", run_dir, saved.name,
-             f"; this command sets {', '.join(changed)}" if changed else "")
-    return merged
-
-
-def _plain(value: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
-def _override(value: Any) -> str:
-    """``value`` as a Hydra command-line value (lists ``[a,b]``, mappings ``{k:v}``), shell-quoted."""
-    def render(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{" + ",".join(f"{k}:{render(x)}" for k, x in v.items()) + "}"
-        if isinstance(v, list):
-            return "[" + ",".join(render(x) for x in v) + "]"
-        return str(v).lower() if isinstance(v, bool) else str(v)
-
-    return shlex.quote(render(value))
