@@ -196,6 +196,29 @@ def test_damaged_cache_files_are_rebuilt_with_a_warning_not_a_traceback(toy_file
     assert (elsewhere / "joint.model").read_bytes() == b"cut"  # the link went, not what it pointed to
 
 
+def test_a_damaged_shard_of_a_multiprocess_id_cache_is_rebuilt(toy_files, tmp_path, caplog):
+    import logging
+
+    from rosettamt.config import DataConfig, Source, TokenizerConfig
+    from rosettamt.data.pipeline import prepare_data
+
+    cache = tmp_path / "cache"
+    cfg = DataConfig(source=Source.files, files=toy_files, src_lang="en", tgt_lang="xx", test_splits=["test"],
+                     cache_dir=str(cache), num_proc=2)  # the id cache is then one file per process
+    first = prepare_data(cfg, TokenizerConfig(vocab_size=120))
+    train_ids = first.ids["train"]["src_ids"]
+    del first
+    shards = sorted((cache / "ids").rglob("train.*_of_00002.arrow"))
+    assert len(shards) == 2
+    data = shards[1].read_bytes()
+    shards[1].unlink()
+    shards[1].write_bytes(data[: len(data) // 3])
+    with caplog.at_level(logging.WARNING, logger="rosettamt"):
+        again = prepare_data(cfg, TokenizerConfig(vocab_size=120))
+    assert again.ids["train"]["src_ids"] == train_ids
+    assert any("is damaged" in r.getMessage() and "_of_00002" in r.getMessage() for r in caplog.records)
+
+
 def test_the_metrics_log_never_appends_through_a_link(tmp_path):
     from rosettamt.train.metrics import MetricsLog
 

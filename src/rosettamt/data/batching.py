@@ -13,6 +13,7 @@ before each rank takes its own share.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 from dataclasses import dataclass, replace
@@ -102,9 +103,12 @@ def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_di
         try:
             ids = ds.map(encode, load_from_cache_file=True, **settings)
         except Exception as err:  # a damaged cache file (the map itself did not run): encode again
-            if not cache_file.is_file():
+            # with num_proc > 1 the cache is one file per process: NAME_0000i_of_0000n.arrow
+            shards = sorted(root.glob(f"{glob.escape(name)}_*_of_*.arrow"))
+            if not cache_file.is_file() and not shards:
                 raise
-            damaged_cache(cache_file, err)
+            shown = cache_file if cache_file.is_file() else root / f"{name}_*_of_{len(shards):05d}.arrow"
+            damaged_cache(shown, err, cache_file, *shards)  # which shard failed is not known: all go
             ids = ds.map(encode, load_from_cache_file=False, **settings)
         if is_train:
             dropped = len(ds) - len(ids)
