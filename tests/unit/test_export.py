@@ -179,7 +179,13 @@ def test_overwrite_replaces_only_an_earlier_export(checkpoints, tmp_path):
         export(dataclasses.replace(cfg, output=str(tmp_path / "link")))
     assert thesis.is_file()
     (tmp_path / "empty").mkdir()  # an empty folder (made for the export) is fine
+    (tmp_path / "empty" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # a file manager looked into it
     assert (export(dataclasses.replace(cfg, output=str(tmp_path / "empty"))) / "model.bin").is_file()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / ".DS_Store").write_bytes(b"")
+    (tmp_path / "kept" / "draft.txt").write_text("mine\n")  # clutter beside someone's file: still theirs
+    with pytest.raises(UserError, match="rosettamt-export did not write"):
+        export(dataclasses.replace(cfg, output=str(tmp_path / "kept")))
 
 
 @pytest.mark.parametrize("module, extra, fmt", [("ctranslate2", "ctranslate2", "ctranslate2"),

@@ -73,6 +73,8 @@ def test_a_location_that_hydra_cannot_spell_is_asked_for_by_name():
     assert hydra_override("data.files", {"train": ["x.{src}", "y"]}) == """'++data.files={train:["x.{src}","y"]}'"""
     assert hydra_override("data.hub_config", None) == "data.hub_config=null"
     assert hydra_override("data.dir", "line\nbreak") is None and hydra_override("data.files", {"a:b": []}) is None
+    assert hydra_override("data.dir", "runs/${oc.env:HOME}") is None  # would be resolved, not kept
+    assert hydra_override("data.files", {"train": ["$x", "{a}"]}) == """'++data.files={train:["$x","{a}"]}'"""
 
 
 def test_a_resume_that_names_a_group_or_is_not_a_resume_is_taken_as_given(run):

@@ -89,10 +89,15 @@ def check_output(output: Path, overwrite: bool) -> None:
                             ".argosmodel in it); overwrite=true replaces only an earlier export: choose another output=")
 
 
+# what file managers leave in a folder someone only looked at: it does not make the folder theirs
+DESKTOP_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
 def is_export(folder: Path) -> bool:
-    """An empty folder, or one that rosettamt-export wrote: rosettamt.json (ctranslate2, hf) or
-    nothing but .argosmodel packages (argos)."""
-    entries = list(folder.iterdir())
+    """An empty folder (file-manager clutter aside), or one that rosettamt-export wrote:
+    rosettamt.json (ctranslate2, hf) or nothing but .argosmodel packages (argos)."""
+    entries = [p for p in folder.iterdir()
+               if not (p.name in DESKTOP_CLUTTER and p.is_file() and not p.is_symlink())]
     return (folder / META_FILE).is_file() or all(p.is_file() and p.suffix == ".argosmodel" for p in entries)
 
 

@@ -101,7 +101,7 @@ def hydra_override(key: str, value: Any) -> Optional[str]:
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     text = f"{'++' if isinstance(value, dict) else ''}{key}={render(value)}"
-    if not text.isprintable():
+    if not text.isprintable() or "${" in text:  # Hydra would resolve ${...} even inside quotes
         return None
     try:
         back = OverridesParser.create().parse_override(text).value()
