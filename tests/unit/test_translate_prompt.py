@@ -117,14 +117,17 @@ def test_translate_stream_nbest_format(translator, sentences):
     assert rows[-1] == ["5", "0.0000", ""]
 
 
-def test_translate_stream_with_attention_writes_one_png_per_line(translator, sentences, tmp_path, capsys):
+def test_translate_stream_with_attention_writes_one_png_per_line(translator, sentences, toy_files, tmp_path,
+                                                                 capsys):
     t = Translator(translator.model, translator.tokenizer, checkpoint_path=tmp_path / "checkpoints" / "x.pt")
     out = io.StringIO()
-    lines = [sentences[0], " ", sentences[1]]
+    long_line = " ".join(read_lines(toy_files["train"][0]))[:1500]  # several segments: the plot shows the first
+    lines = [sentences[0], " ", sentences[1], long_line]
     translate_stream(t, lines, out, Settings(show_attention=True))
-    assert out.getvalue().splitlines() == t.translate(lines)
+    assert out.getvalue().splitlines() == t.translate(lines)  # the whole long line, as without attention
+    assert len(out.getvalue().splitlines()[3].split()) > 0.5 * len(long_line.split())
     pngs = sorted((tmp_path / "attention").glob("*.png"))  # run dir = parent of checkpoints/
-    assert [p.name for p in pngs] == ["001.png", "002.png"]  # none for the blank line
+    assert [p.name for p in pngs] == ["001.png", "002.png", "003.png"]  # none for the blank line
     err = capsys.readouterr().err
     assert f"line 1: attention plot {pngs[0]}" in err and f"line 3: attention plot {pngs[1]}" in err
 
@@ -164,6 +167,15 @@ def test_prompt_commands_and_translation(translator, sentences, tmp_path, capsys
     assert lines[0] == t.translate(sentences[2])[0]
     assert all("->" in line for line in lines[1:]) and len(lines) > 2  # the text view
     assert (tmp_path / "attention" / "001.png").is_file() and "001.png" in err
+    assert p.handle(":beam 3") and p.handle(":nbest 3")  # n-best with attention: every candidate, then the view
+    capsys.readouterr()
+    p.handle(sentences[3])
+    lines = capsys.readouterr().out.splitlines()
+    cands = t.translate(sentences[3], beam_size=3, nbest=3)[0]
+    assert lines[:len(cands)] == [f"{i}. ({c.score:.3f}) {c.text}" for i, c in enumerate(cands, 1)]
+    assert len(cands) > 1 and all("->" in line for line in lines[len(cands):])
+    assert (tmp_path / "attention" / "002.png").is_file()
+    assert p.handle(":nbest 1")
 
     assert p.handle(":) smiley") is True  # not a command: translated
     assert capsys.readouterr().out.splitlines()[0] == t.translate(":) smiley")[0]

@@ -168,17 +168,16 @@ class Prompt:
         """Print the translation(s) of one line; with attention on, also the text view and plot path."""
         s = self.settings
         started = time.perf_counter()
-        if s.show_attention:
-            text, path, view = AttentionPlotter(self.translator, s)(line)  # passes s.direction on
-            print(text, flush=True)
-            print(view, flush=True)
-            print(f"attention plot: {path}", file=sys.stderr)
-        elif s.nbest > 1:
+        if s.nbest > 1:
             cands = self.translator.translate([line], beam_size=s.beam_size, nbest=s.nbest, **s.direction)[0]
             for rank, c in enumerate(cands, 1):
                 print(f"{rank}. ({c.score:.3f}) {c.text}", flush=True)
         else:
             print(self.translator.translate([line], beam_size=s.beam_size, **s.direction)[0], flush=True)
+        if s.show_attention:  # the best translation's attention (of the first segment of a long line)
+            _, path, view = AttentionPlotter(self.translator, s)(line)  # passes s.direction on
+            print(view, flush=True)
+            print(f"attention plot: {path}", file=sys.stderr)
         log.debug("translated in %.3f s", time.perf_counter() - started)
 
     # commands: each takes the argument text and returns False to leave

@@ -25,24 +25,17 @@ def translate_stream(translator: "Translator", lines: List[str], out: TextIO, se
     plotter = AttentionPlotter(translator, settings) if settings.show_attention else None
     for start in range(0, len(lines), BLOCK_LINES):
         block = lines[start:start + BLOCK_LINES]
-        if plotter is None or settings.nbest > 1:
-            results = translator.translate(block, beam_size=settings.beam_size, nbest=settings.nbest,
-                                           progress=progress, **settings.direction)
-        else:
-            results = []
+        # stdout is the same with attention on or off: a plot shows a long line's first segment only
+        results = translator.translate(block, beam_size=settings.beam_size, nbest=settings.nbest,
+                                       progress=progress, **settings.direction)
         rows: List[str] = []
         for i, line in enumerate(block):
             number = start + i + 1
-            if plotter is not None and settings.nbest == 1 and not clean_text(line):
-                results.append("")  # nothing to plot
-            elif plotter is not None:
-                text, path, view = plotter(line)
+            if plotter is not None and clean_text(line):  # an empty line has nothing to plot
+                _, path, view = plotter(line)
                 print(f"line {number}: attention plot {path}", file=sys.stderr)
                 if sys.stderr.isatty():
                     print(view, file=sys.stderr)
-                if settings.nbest == 1:
-                    results.append(text)
-            result = results[i]
-            rows.extend(format_nbest(number, result) if settings.nbest > 1 else [result])
+            rows.extend(format_nbest(number, results[i]) if settings.nbest > 1 else [results[i]])
         out.write("".join(row + "\n" for row in rows))
         out.flush()
