@@ -74,6 +74,15 @@ def test_train_cli_writes_the_run_directory_and_prints_test_scores(toy_files, ca
     bad = _run(_cmd("cli.average", "run_dir=outputs/myrun", "last=3"), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("rosettamt: error: ")
     assert "trainer.average_last" in bad.stderr
+    last = (run / "checkpoints" / "last.pt").read_bytes()
+    onto_last = _run(_cmd("cli.average", "run_dir=outputs/myrun", "best=2",
+                          "output=outputs/myrun/checkpoints/last.pt"), cwd=tmp_path)
+    assert onto_last.returncode == 2 and "index.json" in onto_last.stderr.strip().splitlines()[-1]
+    assert (run / "checkpoints" / "last.pt").read_bytes() == last  # the run can still resume
+    again = _run(_cmd("cli.average", "run_dir=outputs/myrun", "last=2", "output=avg.pt"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]  # an earlier average is replaced
+    nope = _run(_cmd("cli.average", "run_dir=outputs/nope", "last=2"), cwd=tmp_path)
+    assert nope.returncode == 2 and "run_dir=outputs/nope: no such directory" in nope.stderr
 
     # scripts/tune_decode.py: averaging window and length penalty chosen on the val split. The
     # "average" of the last 1 checkpoint is that checkpoint: its val BLEU must be what

@@ -228,6 +228,30 @@ def test_average_is_the_elementwise_mean_and_checks_the_configs(tmp_path, tokeni
         average_checkpoints([tmp_path / "checkpoints" / "last.pt", tmp_path / "other.pt"])
 
 
+def test_average_output_replaces_only_an_earlier_average(tmp_path, tokenizer):
+    from rosettamt.cli.average import check_replaceable
+
+    saver = CheckpointSaver(tmp_path / "checkpoints", keep_best=2, keep_periodic=2)
+    for step in (1, 2):
+        saver.save(_ckpt(tokenizer, seed=step, optimizer={"state": {}}), step=step, last=True, bleu=float(step),
+                   periodic=True)
+    folder = tmp_path / "checkpoints"
+    best = folder / ck.read_index(folder)["best"][0]["file"]
+    ck.save_checkpoint({**_ckpt(tokenizer), "optimizer": {}}, tmp_path / "resumable.pt")
+    (tmp_path / "notes.pt").write_text("not a checkpoint\n")
+    before = {p: p.read_bytes() for p in (folder / "last.pt", best, tmp_path / "resumable.pt", tmp_path / "notes.pt")}
+    for path, message in [(folder / "last.pt", "named in index.json"), (best, "named in index.json"),
+                          (tmp_path / "resumable.pt", "holds training state"),
+                          (tmp_path / "notes.pt", "not a rosettamt checkpoint")]:
+        with pytest.raises(UserError, match=message):
+            check_replaceable(path)
+    assert all(p.read_bytes() == data for p, data in before.items())
+    earlier = average_checkpoints(select_checkpoints(tmp_path, last=2))
+    ck.save_checkpoint(earlier, folder / "averaged-last2.pt")
+    check_replaceable(folder / "averaged-last2.pt")  # an earlier average: replaced
+    check_replaceable(tmp_path / "new.pt")  # nothing there yet
+
+
 def test_resolve_checkpoint_takes_exactly_one_existing_source(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

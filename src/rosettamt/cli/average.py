@@ -29,6 +29,8 @@ def main(cfg: AverageConfig, run_dir: Path) -> None:
         paths = [Path(p) for p in cfg.inputs]
         default_out = None
     elif cfg.run_dir:
+        if not Path(cfg.run_dir).is_dir():
+            raise UserError(f"run_dir={cfg.run_dir}: no such directory")
         paths = select_checkpoints(Path(cfg.run_dir), last=cfg.last, best=cfg.best)
         default_out = checkpoint_dir(Path(cfg.run_dir)) / (f"averaged-last{cfg.last}.pt" if cfg.last
                                                           else f"averaged-best{cfg.best}.pt")
@@ -43,10 +45,34 @@ def main(cfg: AverageConfig, run_dir: Path) -> None:
         raise UserError(f"output={output} is a directory; give a file name")
     if unwritable_reason(output.parent):  # checked before anything is loaded
         raise UserError(f"output={output}: {unwritable_reason(output.parent)}")
+    check_replaceable(output)
     averaged = average_checkpoints(paths)
     save_checkpoint(averaged, output, named=cfg.output is not None)
     log.info("averaged %d checkpoints (%s) -> %s", len(paths), ", ".join(str(p) for p in paths), output)
     print(output)
+
+
+def check_replaceable(output: Path) -> None:
+    """An existing output= is replaced only when it is an earlier average: never a file the run
+    keeps (last.pt, a best or periodic checkpoint named in index.json), never a checkpoint a run
+    could resume from, never a file that is not a rosettamt checkpoint."""
+    from rosettamt.checkpoint import TRAINING_KEYS, load_checkpoint, read_index
+
+    if output.is_symlink() or not output.is_file():  # absent, or a device / FIFO the user named
+        return
+    index = read_index(output.parent) if (output.parent / "index.json").is_file() else {}
+    listed = {e["file"] for value in index.values() if value
+              for e in (value if isinstance(value, list) else [value])}
+    if output.name in listed:
+        raise UserError(f"output={output} is one of its run's checkpoints (named in index.json); "
+                        "choose another output=")
+    try:
+        existing = load_checkpoint(output)
+    except UserError:
+        raise UserError(f"output={output} exists and is not a rosettamt checkpoint; choose another output= "
+                        "(or remove the file)") from None
+    if any(key in existing for key in TRAINING_KEYS):
+        raise UserError(f"output={output} holds training state (a run resumes from it); choose another output=")
 
 
 if __name__ == "__main__":
