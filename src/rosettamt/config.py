@@ -440,6 +440,10 @@ SCHEMAS: Dict[str, type] = {
 # ---------------------------------------------------------------------------- decode options
 
 
+# A beam (or n-best list) wider than this is an allocation of gigabytes per step, not a search.
+MAX_BEAM = 1000
+
+
 def check_decode(cfg: DecodeConfig, prefix: str = "decode.") -> None:
     """Reject settings no search can run with, naming the option (they come from the command line)."""
     for name, value, low in (("beam_size", cfg.beam_size, 1), ("nbest", cfg.nbest, 1),
@@ -449,6 +453,8 @@ def check_decode(cfg: DecodeConfig, prefix: str = "decode.") -> None:
             raise UserError(f"{prefix}{name}={value!r}: expected a number")
         if not _finite(value) or value < low:
             raise UserError(f"{prefix}{name}={value} must be a finite number >= {low}")
+        if name in ("beam_size", "nbest") and value > MAX_BEAM:
+            raise UserError(f"{prefix}{name}={value} must be at most {MAX_BEAM}")
     if not isinstance(cfg.length_penalty, (int, float)) or not math.isfinite(cfg.length_penalty):
         raise UserError(f"{prefix}length_penalty={cfg.length_penalty!r} must be a finite number")
 
@@ -500,6 +506,7 @@ def check_train(cfg: "TrainConfig") -> None:
     _check_ranges("trainer.", cfg.trainer, {"max_tokens": (1, None, True, False), "log_every": (1, None, True, False),
                                             "rdrop_alpha": (0.0, None, True, False),
                                             "max_time": (0.0, None, True, False)})  # 0 = no time limit
+    _check_ranges("", cfg, {"seed": (0, MAX_SEED, True, True)})
     check_tokenizer(cfg.tokenizer)
     check_selection(cfg.trainer)
     if cfg.trainer.max_steps <= 0 and cfg.trainer.max_epochs <= 0 and cfg.trainer.max_time <= 0:
@@ -515,7 +522,11 @@ def check_tokenizer(tok: TokenizerConfig) -> None:
     """The SentencePiece settings in range before any data work (its own messages name no option)."""
     _check_ranges("tokenizer.", tok, {"vocab_size": (1, None, True, False),
                                       "character_coverage": (0.0, 1.0, False, True),
-                                      "input_sentence_size": (0, None, True, False), "seed": (0, None, True, False)})
+                                      "input_sentence_size": (0, None, True, False),
+                                      "seed": (0, MAX_SEED, True, True)})
+
+
+MAX_SEED = 2**32 - 1  # what NumPy, PyTorch and SentencePiece all take
 
 
 def check_directions(data: DataConfig, tokenizer: Optional[TokenizerConfig] = None) -> Any:
@@ -590,8 +601,8 @@ def resolve_decode(cfg: DecodeConfig, beam_size: Optional[int] = None, nbest: Op
         except ValueError:
             raise UserError(f"strategy={strategy}: use greedy or beam") from None
     nbest = cfg.nbest if nbest is None else nbest
-    if isinstance(nbest, bool) or not isinstance(nbest, int) or nbest < 1:
-        raise UserError(f"nbest={nbest!r}: must be a whole number >= 1")
+    if isinstance(nbest, bool) or not isinstance(nbest, int) or not 1 <= nbest <= MAX_BEAM:
+        raise UserError(f"nbest={nbest!r}: must be a whole number in [1, {MAX_BEAM}]")
     if strategy == Strategy.greedy:
         if nbest > 1:
             raise UserError(f"nbest={nbest} needs beam search, not greedy")

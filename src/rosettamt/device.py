@@ -33,10 +33,15 @@ def resolve_device(spec: Union[str, torch.device], local_rank: int = 0) -> torch
         spec = f"cuda:{local_rank}"
     try:
         device = torch.device(spec)
-    except RuntimeError as err:
-        raise UserError(f"device={spec!r} is not a device (use auto, cpu, cuda or cuda:N): {err}") from None
+    except (RuntimeError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise UserError(f"device={spec!r} is not a device (use auto, cpu, cuda or cuda:N): {first}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device={spec!r}: rosettamt runs on cpu or cuda (use auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={spec!r} but CUDA is not available here; use device=cpu or device=auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device={spec!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -130,7 +135,4 @@ def setup_allocator(enabled: bool, device: Union[str, torch.device] = "cpu") -> 
     keep freed memory (see :func:`keep_freed_memory`) when enabled and the work runs on the CPU."""
     if not enabled:
         return False
-    if not isinstance(device, torch.device):
-        device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                              "cpu" if device == "auto" else device)
-    return device.type == "cpu" and keep_freed_memory()
+    return resolve_device(device).type == "cpu" and keep_freed_memory()  # a bad device= is one line

@@ -134,6 +134,8 @@ def test_resolve_decode_normalises_beam_nbest_and_strategy():
     ({"length_penalty": float("nan")}, "length_penalty=nan must be a finite"),
     ({"min_len": -1}, "min_len=-1 must be"),
     ({"temperature": 0.5}, "unknown decoding option.*temperature"),
+    ({"nbest": 10**10}, r"nbest=10000000000: must be a whole number in \[1, 1000\]"),
+    ({"beam_size": 1001}, "beam_size=1001 must be at most 1000"),
 ])
 def test_resolve_decode_errors(kwargs, message):
     from rosettamt.errors import UserError
@@ -153,6 +155,11 @@ def test_resolve_decode_errors(kwargs, message):
     ("trainer.max_tokens=0", "trainer.max_tokens=0 must be >= 1"),
     ("decode.beam_size=0", "decode.beam_size=0 must be"),
     ("decode.length_penalty=nan", "decode.length_penalty=nan must be a finite"),
+    ("decode.beam_size=10000000000", "decode.beam_size=10000000000 must be at most 1000"),
+    ("decode.nbest=1001", "decode.nbest=1001 must be at most 1000"),
+    ("seed=-1", "seed=-1 must be in [0, 4294967295]"),
+    ("seed=99999999999999999999", "seed=99999999999999999999 must be in"),
+    ("tokenizer.seed=4294967296", "tokenizer.seed=4294967296 must be in"),
 ])
 def test_check_train_rejects_out_of_range_numbers(override, message):
     import re

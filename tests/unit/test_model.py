@@ -108,7 +108,17 @@ def test_params_command_one_preset_from_another_directory(tmp_path):
     assert rows[0].split()[-1] == f"{expected_parameters(cfg):,}"
 
 
-@pytest.mark.parametrize("argv,needle", [(["model=nope"], "model/nope"), (["vocab=x"], "vocab"), (["oops"], "oops")])
+def test_params_command_shows_the_model_a_recipe_picks(capsys):
+    params_cli.main(["experiment=multi30k_en_de"])
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) == 1 and rows[0].split()[0] == "multi30k_tiny"
+    cfg = preset("multi30k_tiny", src_vocab_size=8000, tgt_vocab_size=8000, joint_vocab=True)
+    assert rows[0].split()[-1] == f"{expected_parameters(cfg):,}"
+
+
+@pytest.mark.parametrize("argv,needle", [(["model=nope"], "model/nope"), (["vocab=x"], "vocab"), (["oops"], "oops"),
+                                         (["model=tiny", "model.dropout=5"], "model.dropout=5.0"),
+                                         (["model=tiny", "model.d_model=1000000000"], "cannot be built")])
 def test_params_command_bad_argument_is_one_line(argv, needle, capsys):
     with pytest.raises(SystemExit) as exc:
         params_cli.main(argv)

@@ -173,3 +173,14 @@ def test_keep_freed_memory_keeps_big_blocks_in_the_process():
     assert out["1"] == (True, pytest.approx(0, abs=16))  # kept
     assert out["decode0"][1] > 200  # decode.keep_freed_memory=false leaves malloc alone
     assert out["decode1"][1] == pytest.approx(0, abs=16)  # decoding on CPU turns it on by default
+
+
+@pytest.mark.parametrize("spec", ["tpu", "mps", "cuda:7", "cpu:x", ""])
+def test_a_device_rosettamt_cannot_use_is_one_line(spec):
+    from rosettamt.device import resolve_device, setup_allocator
+
+    for call in (lambda: resolve_device(spec), lambda: setup_allocator(True, spec)):
+        with pytest.raises(UserError, match="device=") as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert resolve_device("cpu").type == "cpu" and resolve_device("auto").type in ("cpu", "cuda")

@@ -57,6 +57,27 @@ def test_bytes_to_lines_newlines_and_invalid_utf8(caplog):
     assert "in.txt" in record.getMessage() and "2 line(s)" in record.getMessage() and "line 2" in record.getMessage()
 
 
+def test_utf16_input_is_refused_and_a_pipe_is_read(tmp_path):
+    import os
+    import threading
+
+    from rosettamt.prompt.streams import read_input
+
+    for encoding in ("utf-16", "utf-16-be", "utf-32"):
+        data = ("\ufeff" if encoding.endswith("be") else "") + "A dog runs.\nThe cat sits.\n"
+        with pytest.raises(UserError, match=r"u16.txt is UTF-(16|32) text.*re-encode it as UTF-8") as err:
+            bytes_to_lines(data.encode(encoding), "u16.txt")
+        assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="is a directory"):
+        read_input(TranslateConfig(input=str(tmp_path)))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # what input=<(command) hands over
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"one\ntwo\n"))
+    writer.start()
+    assert read_input(TranslateConfig(input=str(fifo))) == ["one", "two"]
+    writer.join()
+
+
 # ---------------------------------------------------------------------- settings and options
 
 
@@ -143,7 +164,8 @@ def test_prompt_commands_and_translation(translator, sentences, tmp_path, capsys
 
     assert p.handle(":beam 3") and p.settings.beam_size == 3
     assert "beam 3" in capsys.readouterr().err
-    for bad in (":beam 0", ":beam x", ":nbest -1", ":attn maybe", ":layer 9", ":head 99", ":frobnicate"):
+    for bad in (":beam 0", ":beam x", ":nbest -1", ":beam 10000000000", ":nbest 1001", ":attn maybe", ":layer 9",
+                ":head 99", ":frobnicate"):
         assert p.handle(bad) is True  # a message, no exception, settings unchanged
     assert (p.settings.beam_size, p.settings.nbest, p.settings.show_attention) == (3, 1, False)
     assert "unknown command :frobnicate" in capsys.readouterr().err

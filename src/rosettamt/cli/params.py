@@ -12,11 +12,11 @@ config, as in training. Models are built on the meta device: no memory, no time.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
-from rosettamt.config import ModelConfig, TrainConfig, register_schemas, to_object
+from rosettamt.config import ModelConfig, TrainConfig, check_train, register_schemas, to_object
 from rosettamt.errors import UserError
 from rosettamt.paths import config_dir
 
@@ -28,30 +28,42 @@ def presets() -> List[str]:
     return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 
 
-def compose_model(overrides: List[str], vocab: Optional[int] = None) -> ModelConfig:
-    """The model config training would build for these overrides, vocabulary sizes filled in."""
+def compose_model(overrides: List[str], vocab: Optional[int] = None) -> Tuple[str, ModelConfig]:
+    """(preset name, the model config training would build for these overrides, vocabulary
+    sizes filled in); every option checked as training checks it."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
 
     register_schemas()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg: TrainConfig = to_object(compose(config_name="train", overrides=overrides))
+            composed = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        name = str(composed.hydra.runtime.choices.get("model"))
+        with open_dict(composed):
+            del composed["hydra"]
+        cfg: TrainConfig = to_object(composed)
     except Exception as err:  # Hydra/OmegaConf errors: an unknown preset, key or bad value
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"bad override in {' '.join(overrides)}: {first}") from None
+    check_train(cfg)  # dropout, max_positions, ...: what rosettamt-train would refuse
     model = cfg.model
     size = vocab if vocab is not None else cfg.tokenizer.vocab_size
     model.src_vocab_size = model.tgt_vocab_size = size
     model.joint_vocab = cfg.tokenizer.joint
-    return model
+    return name, model
 
 
 def count(cfg: ModelConfig) -> int:
     """Parameters of the model built from cfg (on the meta device, so nothing is allocated)."""
     from rosettamt.model import Seq2SeqTransformer, count_parameters
 
-    with torch.device("meta"):
-        return count_parameters(Seq2SeqTransformer(cfg))
+    try:
+        with torch.device("meta"):
+            return count_parameters(Seq2SeqTransformer(cfg))
+    except (RuntimeError, ValueError, OverflowError) as err:  # sizes torch cannot even describe
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UserError(f"model d_model={cfg.d_model} d_ff={cfg.d_ff} vocab={cfg.tgt_vocab_size}: "
+                        f"cannot be built ({first})") from None
 
 
 def _parse(argv: List[str]) -> tuple[List[str], Optional[int]]:
@@ -72,12 +84,13 @@ def _parse(argv: List[str]) -> tuple[List[str], Optional[int]]:
 
 def run(argv: List[str]) -> None:
     overrides, vocab = _parse(argv)
-    chosen = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "model"]
-    names = chosen or presets()
-    rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+") != "model"]
+    keys = [o.split("=", 1)[0].lstrip("+") for o in overrides]
+    # model=NAME, or a recipe (experiment=) that picks its own: that one model; else every preset
+    one = "model" in keys or "experiment" in keys
+    rest = [o for o, k in zip(overrides, keys) if k != "model" or one]
     rows = []
-    for name in names:
-        cfg = compose_model([f"model={name}", *rest], vocab)
+    for preset in ([None] if one else presets()):
+        name, cfg = compose_model(rest if preset is None else [f"model={preset}", *rest], vocab)
         layers = f"{cfg.encoder_layers}+{cfg.decoder_layers}"
         rows.append(
             f"{name:<16}{cfg.d_model:>8}{layers:>8}{cfg.n_heads:>7}{cfg.d_ff:>7}"

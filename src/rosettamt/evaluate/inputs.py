@@ -19,7 +19,9 @@ def read_lines(path: Path, option: str) -> List[str]:
     """Lines of a plain or .gz text file, read as the corpus reader reads them (data/textfiles.py:
     byte order mark and NUL bytes removed) and as the sacrebleu CLI keeps them (trailing space dropped)."""
     if not path.is_file():
-        raise UserError(f"{option}={path}: no such file")
+        why = ("is a directory; give a text file" if path.is_dir() else
+               "is not a regular file (a pipe?); write it to a file first" if path.exists() else ": no such file")
+        raise UserError(f"{option}={path}{'' if why.startswith(':') else ' '}{why}")
     try:
         return [line.rstrip() for line in lines(path)]
     except UserError as err:  # names the file (and line): say which option gave it

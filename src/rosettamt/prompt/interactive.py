@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Optional
 
+from rosettamt.config import MAX_BEAM
 from rosettamt.errors import UserError
 from rosettamt.prompt.plots import AttentionPlotter
 from rosettamt.prompt.settings import Settings
@@ -193,13 +194,13 @@ class Prompt:
         print(self.settings.describe(), file=sys.stderr)
         return True
 
-    def _int_arg(self, command: str, arg: str, low: int) -> Optional[int]:
+    def _int_arg(self, command: str, arg: str, low: int, high: int = MAX_BEAM) -> Optional[int]:
         try:
             value = int(arg)
         except ValueError:
             value = None
-        if value is None or value < low:
-            print(f":{command} needs a whole number >= {low}, got {arg!r}", file=sys.stderr)
+        if value is None or not low <= value <= high:
+            print(f":{command} needs a whole number in [{low}, {high}], got {arg!r}", file=sys.stderr)
             return None
         return value
 

@@ -24,7 +24,13 @@ log = logging.getLogger("rosettamt.prompt")
 
 
 def bytes_to_lines(data: bytes, name: str = "<stdin>") -> List[str]:
-    """Split bytes into lines (\\n or \\r\\n); invalid UTF-8 is replaced and warned about once."""
+    """Split bytes into lines (\\n or \\r\\n); invalid UTF-8 is replaced and warned about once.
+    UTF-16 / UTF-32 text (a byte-order mark says so) is refused: its lines would not be the file's."""
+    for bom, encoding in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                          (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if data.startswith(bom):
+            raise UserError(f"{name} is {encoding} text (it starts with a byte-order mark); re-encode it as UTF-8, "
+                            f"e.g. iconv -f {encoding} -t UTF-8")
     raw = data.split(b"\n")
     if raw and raw[-1] == b"":
         raw.pop()  # the final newline ends the last line, it does not start another
@@ -47,7 +53,9 @@ def read_input(cfg: TranslateConfig) -> List[str]:
     if cfg.input is None:
         return bytes_to_lines(sys.stdin.buffer.read(), "<stdin>")
     path = Path(cfg.input).expanduser()
-    if not path.is_file():
+    if path.is_dir():
+        raise UserError(f"input={cfg.input} is a directory; give a text file")
+    if not path.exists():  # a pipe (input=<(...), /dev/stdin) is read like a file
         raise UserError(f"input={cfg.input}: no such file")
     try:
         return bytes_to_lines(path.read_bytes(), str(path))
