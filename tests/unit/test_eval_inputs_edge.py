@@ -190,3 +190,18 @@ def test_a_missing_test_split_names_split_not_the_training_options(tmp_path):
         split_texts(data, ["test_2016_flickr", "test_2017_flickr"])
     assert "test_2016_flickr.en.gz" in str(err.value) and "for split=" in str(err.value)
     assert "data.train_split" not in str(err.value) and "data.test_splits" not in str(err.value)
+
+
+def test_one_direction_of_a_multilingual_model_reads_a_plain_file_pair(tmp_path_factory, tmp_path):
+    from helpers.toy_multilingual import multilingual_checkpoint, toy_pairs
+
+    ckpt = multilingual_checkpoint(tmp_path_factory)
+    triples = [(s, t) for s, lang, t in toy_pairs(40, seed=5) if lang == "fr"][:8]
+    (tmp_path / "test.en").write_text("".join(s + "\n" for s, _ in triples), encoding="utf-8")
+    (tmp_path / "test.fr").write_text("".join(t + "\n" for _, t in triples), encoding="utf-8")
+    common = dict(splits=["test"], decode=DecodeConfig(strategy="greedy"), output_dir=tmp_path / "ev",
+                  device="cpu", progress=False, tgt_lang="fr")
+    with pytest.raises(UserError, match=r"give data.files.test=\[SRC,REF\]"):  # nothing named: asks for the pair
+        evaluate(ckpt, **common)
+    (result,) = evaluate(ckpt, data_overrides=[f"files.test=[{tmp_path}/test.en,{tmp_path}/test.fr]"], **common)
+    assert result.direction == "en-fr" and result.sentences == len(triples) and result.bleu > 0

@@ -36,11 +36,13 @@ def directions_of(cfg: DataConfig) -> Optional[List[Direction]]:
     return L.directions(cfg.langs, cfg.pairs)
 
 
-def direction_config(cfg: DataConfig, direction: Direction) -> DataConfig:
+def direction_config(cfg: DataConfig, direction: Direction, only: bool = False) -> DataConfig:
     """The bilingual DataConfig of one direction of a multilingual ``cfg``.
 
     data=files: ``data.pair_files.<src-tgt>`` when it names the direction, else ``data.files``
-    with ``{src}`` / ``{tgt}`` in its paths filled in. data=hub: ``{src}`` / ``{tgt}`` in
+    with ``{src}`` / ``{tgt}`` in its paths filled in; ``only`` (this direction alone is read, as
+    rosettamt-evaluate with src_lang= / tgt_lang= does): ``data.files`` without placeholders is
+    this direction's pair (or no files at all, for the caller to ask for). data=hub: ``{src}`` / ``{tgt}`` in
     ``data.hub_config`` filled in (``wmt14`` style per-direction configs), or multi-way
     ``translation`` records read with the direction's two languages.
     """
@@ -56,7 +58,7 @@ def direction_config(cfg: DataConfig, direction: Direction) -> DataConfig:
             files = {split: list(paths) for split, paths in cfg.pair_files[name].items()}
         elif any("{src}" in p or "{tgt}" in p for paths in cfg.files.values() for p in paths):
             files = {split: [fill(p) for p in paths] for split, paths in cfg.files.items()}
-        else:
+        elif not only:
             raise UserError(f"data=files with several directions: give data.pair_files.{name}.train=[SRC,TGT] "
                             f"(and .val, .test) for direction {name}, or put {{src}} and {{tgt}} in the "
                             "data.files paths (data.files.train=[train.{src},train.{tgt}])")

@@ -205,7 +205,7 @@ def evaluate(
 
             runs = []
             for d in dirs:
-                ddata = direction_config(data, d)
+                ddata = direction_config(data, d, only=len(dirs) == 1)
                 runs.append((d, d[1], read_splits(ddata, list(splits), checkpoint, from_checkpoint,
                                                   override_keys(data_overrides))))
 
