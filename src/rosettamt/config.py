@@ -568,8 +568,8 @@ def check_serve(cfg: "ServeAppConfig") -> None:
         "port": (0, 65535, True, True), "max_chars": (1, None, True, False),
         "max_sentences": (1, None, True, False), "max_batch_tokens": (1, None, True, False),
         "max_wait_ms": (0, MAX_WAIT_MS, True, True), "queue_size": (1, None, True, False),
-        "request_timeout": (0, MAX_REQUEST_TIMEOUT, False, True), "max_beam_size": (1, None, True, False),
-        "max_nbest": (1, None, True, False), "min_length_penalty": (None, s.max_length_penalty, False, True),
+        "request_timeout": (0, MAX_REQUEST_TIMEOUT, False, True), "max_beam_size": (1, MAX_BEAM, True, True),
+        "max_nbest": (1, MAX_BEAM, True, True), "min_length_penalty": (None, s.max_length_penalty, False, True),
         "max_length_penalty": (s.min_length_penalty, None, True, False), "threads": (0, None, True, False)})
     if s.queue_size < s.max_sentences:
         raise UserError(f"serve.queue_size={s.queue_size} must hold one full request "

@@ -100,6 +100,8 @@ def test_a_form_whole_number_still_counts(client):
     ("max_wait_ms", 60001, "serve.max_wait_ms=60001 must be in [0, 60000]"),
     ("request_timeout", 1e300, "serve.request_timeout=1e+300 must be in (0, 3600]"),
     ("request_timeout", float("inf"), "serve.request_timeout=inf must be in (0, 3600]"),
+    ("max_beam_size", 10**10, "serve.max_beam_size=10000000000 must be in [1, 1000]"),
+    ("max_nbest", 1001, "serve.max_nbest=1001 must be in [1, 1000]"),
 ])
 def test_serve_times_too_large_to_run_with_are_refused_at_startup(option, value, words):
     from rosettamt.config import ServeAppConfig, check_serve
