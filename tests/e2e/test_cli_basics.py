@@ -48,6 +48,13 @@ def test_unknown_key_is_rejected_by_hydra_before_anything_runs(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_new_entry_of_a_mapping_option_says_how_to_add_it(tmp_path):
+    res = run([sys.executable, "-m", "rosettamt.train", "data.files.train=[a,b]"], tmp_path)  # data=multi30k
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == ("rosettamt: error: data.files.train: Key 'train' is not in struct; data.files has "
+                                  "no such entry yet: add it with +data.files.train=...")
+
+
 def test_evaluate_takes_data_keys_as_typed_for_training(tmp_path):
     """evaluate's data node is null (a checkpoint only says which language pair), yet data.dir=... (the
     spelling of data_dir= that training uses) and other data.* keys are taken, not a traceback."""

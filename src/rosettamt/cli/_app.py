@@ -77,6 +77,10 @@ def _terminate(signum: int, frame: Optional[FrameType]) -> None:
     raise Interrupted(signum)
 
 
+# options that are mappings: an entry they lack is added with +KEY=VALUE on the command line
+MAPPINGS = ("data.files", "data.pair_files", "data.hub_splits")
+
+
 def config_error_line(err: BaseException) -> str:
     """Hydra's / OmegaConf's multi-line composition error as one line naming the option:
     ``decode.precision: Invalid value 'int4', expected one of [auto, fp32, bf16, int8]``."""
@@ -84,6 +88,9 @@ def config_error_line(err: BaseException) -> str:
     first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     key = getattr(cause, "full_key", None)
     if isinstance(cause, OmegaConfBaseException) and key:
+        parent = key.rsplit(".", 1)[0]
+        if "not in struct" in first and parent in MAPPINGS:  # e.g. data.files.train= with data=multi30k
+            return f"{key}: {first}; {parent} has no such entry yet: add it with +{key}=..."
         return f"{key}: {first}"
     options = getattr(err, "options", None)
     if isinstance(err, MissingConfigException) and options:
