@@ -200,8 +200,13 @@ def test_a_missing_package_names_its_extra(module, extra, fmt, checkpoints, tmp_
 def test_backend_ctranslate2_refuses_gnmt_beam_search(tmp_path):
     from rosettamt.engine.ct2_options import resolve_model_dir
 
-    with pytest.raises(UserError, match="GNMT"):
+    with pytest.raises(UserError, match="GNMT.*or decode=greedy"):
         resolve_model_dir(None, None, tmp_path, DecodeConfig(strategy="beam", beam_size=5, length_norm="gnmt"))
+    from rosettamt.config import resolve_decode
+    from rosettamt.engine.ct2_options import length_penalty
+
+    with pytest.raises(UserError, match=r"GNMT.*\(nbest=3 searches with a beam of 3\)$"):  # greedy was asked for
+        length_penalty(resolve_decode(DecodeConfig(strategy="greedy", length_norm="gnmt"), nbest=3))
     with pytest.raises(UserError, match="model_dir=DIR"):
         resolve_model_dir("a.pt", None, tmp_path, DecodeConfig())
     assert resolve_model_dir(None, None, tmp_path, DecodeConfig()) == tmp_path

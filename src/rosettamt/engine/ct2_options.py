@@ -35,8 +35,9 @@ def length_penalty(cfg: DecodeConfig) -> float:
         return NO_PENALTY
     if cfg.length_norm == LengthNorm.average:
         return 1.0
+    other = ", or decode=greedy" if cfg.nbest <= 1 else f" (nbest={cfg.nbest} searches with a beam of {cfg.beam_size})"
     raise UserError(f"backend=ctranslate2 has no GNMT length penalty (decode.length_norm={cfg.length_norm}, "
-                    "((5+L)/6)**alpha); use decode.length_norm=average or none, or decode=greedy")
+                    f"((5+L)/6)**alpha); use decode.length_norm=average or none{other}")
 
 
 def translate_options(cfg: DecodeConfig, pad: str, bos: str) -> Dict[str, Any]:
