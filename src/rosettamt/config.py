@@ -506,7 +506,7 @@ def check_train(cfg: "TrainConfig") -> None:
     _check_ranges("trainer.", cfg.trainer, {"max_tokens": (1, None, True, False), "log_every": (1, None, True, False),
                                             "rdrop_alpha": (0.0, None, True, False),
                                             "max_time": (0.0, None, True, False)})  # 0 = no time limit
-    _check_ranges("", cfg, {"seed": (0, MAX_SEED, True, True)})
+    _check_ranges("", cfg, {"seed": (0, MAX_RUN_SEED, True, True)})
     check_tokenizer(cfg.tokenizer)
     check_selection(cfg.trainer)
     if cfg.trainer.max_steps <= 0 and cfg.trainer.max_epochs <= 0 and cfg.trainer.max_time <= 0:
@@ -526,7 +526,8 @@ def check_tokenizer(tok: TokenizerConfig) -> None:
                                       "seed": (0, MAX_SEED, True, True)})
 
 
-MAX_SEED = 2**32 - 1  # what NumPy, PyTorch and SentencePiece all take
+MAX_SEED = 2**32 - 1  # tokenizer.seed: SentencePiece's seed is a 32-bit number
+MAX_RUN_SEED = 2**63 - 1  # seed: torch.manual_seed takes 64 bits, and the ranks' seed + rank must fit
 
 
 def check_directions(data: DataConfig, tokenizer: Optional[TokenizerConfig] = None) -> Any:

@@ -31,13 +31,8 @@ def resolve_device(spec: Union[str, torch.device], local_rank: int = 0) -> torch
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cuda":
         spec = f"cuda:{local_rank}"
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, TypeError) as err:
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise UserError(f"device={spec!r} is not a device (use auto, cpu, cuda or cuda:N): {first}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"device={spec!r}: rosettamt runs on cpu or cuda (use auto, cpu, cuda or cuda:N)")
+    device_type(spec)  # a device= rosettamt cannot use at all: one line
+    device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={spec!r} but CUDA is not available here; use device=cpu or device=auto")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -135,4 +130,21 @@ def setup_allocator(enabled: bool, device: Union[str, torch.device] = "cpu") -> 
     keep freed memory (see :func:`keep_freed_memory`) when enabled and the work runs on the CPU."""
     if not enabled:
         return False
-    return resolve_device(device).type == "cpu" and keep_freed_memory()  # a bad device= is one line
+    return device_type(device) == "cpu" and keep_freed_memory()
+
+
+def device_type(spec: Union[str, torch.device]) -> str:
+    """``cpu`` or ``cuda`` for a device= value (``auto``: what resolve_device would pick), without asking
+    whether torch can use it (with backend=ctranslate2 the GPU is CTranslate2's); UserError otherwise."""
+    if isinstance(spec, torch.device):
+        return spec.type
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(spec).type
+    except (RuntimeError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise UserError(f"device={spec!r} is not a device (use auto, cpu, cuda or cuda:N): {first}") from None
+    if kind not in ("cpu", "cuda"):
+        raise UserError(f"device={spec!r}: rosettamt runs on cpu or cuda (use auto, cpu, cuda or cuda:N)")
+    return kind

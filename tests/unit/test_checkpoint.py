@@ -239,10 +239,15 @@ def test_average_output_replaces_only_an_earlier_average(tmp_path, tokenizer):
     best = folder / ck.read_index(folder)["best"][0]["file"]
     ck.save_checkpoint({**_ckpt(tokenizer), "optimizer": {}}, tmp_path / "resumable.pt")
     (tmp_path / "notes.pt").write_text("not a checkpoint\n")
-    before = {p: p.read_bytes() for p in (folder / "last.pt", best, tmp_path / "resumable.pt", tmp_path / "notes.pt")}
+    ck.save_checkpoint(_ckpt(tokenizer), tmp_path / "model.pt")  # an inference checkpoint, not an average
+    index = ck.read_index(folder)
+    ck.write_index(folder, {**index, "format": 2})  # a key this version does not know
+    before = {p: p.read_bytes() for p in (folder / "last.pt", best, tmp_path / "resumable.pt", tmp_path / "notes.pt",
+                                          tmp_path / "model.pt")}
     for path, message in [(folder / "last.pt", "named in index.json"), (best, "named in index.json"),
                           (tmp_path / "resumable.pt", "holds training state"),
-                          (tmp_path / "notes.pt", "not a rosettamt checkpoint")]:
+                          (tmp_path / "notes.pt", "cannot be replaced: checkpoint .*notes.pt is corrupt"),
+                          (tmp_path / "model.pt", "not an earlier average")]:
         with pytest.raises(UserError, match=message):
             check_replaceable(path)
     assert all(p.read_bytes() == data for p, data in before.items())

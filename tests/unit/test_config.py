@@ -157,7 +157,7 @@ def test_resolve_decode_errors(kwargs, message):
     ("decode.length_penalty=nan", "decode.length_penalty=nan must be a finite"),
     ("decode.beam_size=10000000000", "decode.beam_size=10000000000 must be at most 1000"),
     ("decode.nbest=1001", "decode.nbest=1001 must be at most 1000"),
-    ("seed=-1", "seed=-1 must be in [0, 4294967295]"),
+    ("seed=-1", "seed=-1 must be in [0, 9223372036854775807]"),
     ("seed=99999999999999999999", "seed=99999999999999999999 must be in"),
     ("tokenizer.seed=4294967296", "tokenizer.seed=4294967296 must be in"),
 ])

@@ -203,5 +203,15 @@ def test_one_direction_of_a_multilingual_model_reads_a_plain_file_pair(tmp_path_
                   device="cpu", progress=False, tgt_lang="fr")
     with pytest.raises(UserError, match=r"give data.files.test=\[SRC,REF\]"):  # nothing named: asks for the pair
         evaluate(ckpt, **common)
-    (result,) = evaluate(ckpt, data_overrides=[f"files.test=[{tmp_path}/test.en,{tmp_path}/test.fr]"], **common)
+    pair = [f"files.test=[{tmp_path}/test.en,{tmp_path}/test.fr]"]
+    (result,) = evaluate(ckpt, data_overrides=pair, **common)
     assert result.direction == "en-fr" and result.sentences == len(triples) and result.bleu > 0
+    with pytest.raises(UserError, match="one file pair.*2 directions: choose one with src_lang= / tgt_lang="):
+        evaluate(ckpt, data_overrides=pair, **{**common, "tgt_lang": None})
+
+
+def test_evaluate_input_that_is_not_a_text_file_says_what_it_is(tmp_path):
+    with pytest.raises(UserError, match=r"^src_file=.* is a directory; give a text file$"):
+        read_lines(tmp_path, "src_file")
+    with pytest.raises(UserError, match=r"^ref_file=.*nope: no such file$"):
+        read_lines(tmp_path / "nope", "ref_file")

@@ -114,6 +114,8 @@ def test_params_command_shows_the_model_a_recipe_picks(capsys):
     assert len(rows) == 1 and rows[0].split()[0] == "multi30k_tiny"
     cfg = preset("multi30k_tiny", src_vocab_size=8000, tgt_vocab_size=8000, joint_vocab=True)
     assert rows[0].split()[-1] == f"{expected_parameters(cfg):,}"
+    params_cli.main(["model=tiny", "model=base"])  # one row per model= named
+    assert [r.split()[0] for r in capsys.readouterr().out.splitlines()[1:]] == ["tiny", "base"]
 
 
 @pytest.mark.parametrize("argv,needle", [(["model=nope"], "model/nope"), (["vocab=x"], "vocab"), (["oops"], "oops"),

@@ -63,19 +63,27 @@ def test_utf16_input_is_refused_and_a_pipe_is_read(tmp_path):
 
     from rosettamt.prompt.streams import read_input
 
-    for encoding in ("utf-16", "utf-16-be", "utf-32"):
+    for encoding in ("utf-16", "utf-16-be", "utf-32", "utf-16-le", "utf-32-le"):
         data = ("\ufeff" if encoding.endswith("be") else "") + "A dog runs.\nThe cat sits.\n"
-        with pytest.raises(UserError, match=r"u16.txt is UTF-(16|32) text.*re-encode it as UTF-8") as err:
+        with pytest.raises(UserError, match=r"u16.txt.*UTF-(16|32) text.*re-encode it as UTF-8") as err:
             bytes_to_lines(data.encode(encoding), "u16.txt")
         assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="NUL"):  # no mark, and 0x0A inside a character
+        bytes_to_lines("上海\n好\n".encode("utf-16-le"), "cjk.txt")
+    assert bytes_to_lines(b"a stray \x00 NUL in a long enough line of text\n") == [
+        "a stray \x00 NUL in a long enough line of text"]  # kept for the translator to clean, as before
     with pytest.raises(UserError, match="is a directory"):
         read_input(TranslateConfig(input=str(tmp_path)))
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # what input=<(command) hands over
-    writer = threading.Thread(target=lambda: fifo.write_bytes(b"one\ntwo\n"))
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"one\ntwo\n"), daemon=True)
     writer.start()
-    assert read_input(TranslateConfig(input=str(fifo))) == ["one", "two"]
-    writer.join()
+    try:
+        assert read_input(TranslateConfig(input=str(fifo))) == ["one", "two"]
+    finally:  # a read that never opened the pipe must not leave the writer blocking the suite
+        if writer.is_alive():
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=10)
 
 
 # ---------------------------------------------------------------------- settings and options

@@ -53,27 +53,28 @@ def main(cfg: AverageConfig, run_dir: Path) -> None:
 
 
 def check_replaceable(output: Path) -> None:
-    """An existing output= is replaced only when it is an earlier average: never a file the run
-    keeps (last.pt, a best or periodic checkpoint named in index.json), never a checkpoint a run
-    could resume from, never a file that is not a rosettamt checkpoint."""
+    """An existing output= is replaced only when it is an earlier average (a checkpoint made by
+    averaging, without training state): never a file the run keeps (last.pt, a checkpoint named
+    in index.json), never another checkpoint, never a file that is not a checkpoint."""
     from rosettamt.checkpoint import TRAINING_KEYS, load_checkpoint, read_index
 
     if output.is_symlink() or not output.is_file():  # absent, or a device / FIFO the user named
         return
     index = read_index(output.parent) if (output.parent / "index.json").is_file() else {}
-    listed = {e["file"] for value in index.values() if value
-              for e in (value if isinstance(value, list) else [value])}
-    if output.name in listed:
-        raise UserError(f"output={output} is one of its run's checkpoints (named in index.json); "
+    listed = {e.get("file") for key in ("best", "periodic", "averaged", "averaged_best", "selected", "last")
+              for e in (index.get(key) if isinstance(index.get(key), list) else [index.get(key)])
+              if isinstance(e, dict)}
+    if output.name in listed or output.name == "last.pt":
+        raise UserError(f"output={output} is one of its run's checkpoints (last.pt or named in index.json); "
                         "choose another output=")
     try:
         existing = load_checkpoint(output)
-    except UserError:
-        raise UserError(f"output={output} exists and is not a rosettamt checkpoint; choose another output= "
-                        "(or remove the file)") from None
+    except UserError as err:
+        raise UserError(f"output={output} exists and cannot be replaced: {err}") from None
     if any(key in existing for key in TRAINING_KEYS):
         raise UserError(f"output={output} holds training state (a run resumes from it); choose another output=")
-
+    if "averaged_from" not in existing:
+        raise UserError(f"output={output} is a checkpoint, not an earlier average; choose another output=")
 
 if __name__ == "__main__":
     main()

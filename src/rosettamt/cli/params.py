@@ -85,12 +85,13 @@ def _parse(argv: List[str]) -> tuple[List[str], Optional[int]]:
 def run(argv: List[str]) -> None:
     overrides, vocab = _parse(argv)
     keys = [o.split("=", 1)[0].lstrip("+") for o in overrides]
-    # model=NAME, or a recipe (experiment=) that picks its own: that one model; else every preset
-    one = "model" in keys or "experiment" in keys
-    rest = [o for o, k in zip(overrides, keys) if k != "model" or one]
+    chosen = [o.split("=", 1)[1] for o, k in zip(overrides, keys) if k == "model"]
+    rest = [o for o, k in zip(overrides, keys) if k != "model"]
+    # model=NAME (one row each), else a recipe's own model (experiment=), else every preset
+    names = chosen or ([None] if "experiment" in keys else presets())
     rows = []
-    for preset in ([None] if one else presets()):
-        name, cfg = compose_model(rest if preset is None else [f"model={preset}", *rest], vocab)
+    for preset in names:
+        name, cfg = compose_model(rest if preset is None else [*rest, f"model={preset}"], vocab)
         layers = f"{cfg.encoder_layers}+{cfg.decoder_layers}"
         rows.append(
             f"{name:<16}{cfg.d_model:>8}{layers:>8}{cfg.n_heads:>7}{cfg.d_ff:>7}"

@@ -107,7 +107,7 @@ def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_di
             shards = sorted(root.glob(f"{glob.escape(name)}_*_of_*.arrow"))
             if not cache_file.is_file() and not shards:
                 raise
-            shown = cache_file if cache_file.is_file() else root / f"{name}_*_of_{len(shards):05d}.arrow"
+            shown = cache_file if cache_file.is_file() else root / f"{name}_*_of_{max(cfg.num_proc, 1):05d}.arrow"
             damaged_cache(shown, err, cache_file, *shards)  # which shard failed is not known: all go
             ids = ds.map(encode, load_from_cache_file=False, **settings)
         if is_train:

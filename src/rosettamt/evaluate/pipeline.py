@@ -203,6 +203,11 @@ def evaluate(
         else:
             from rosettamt.data.multilingual import direction_config
 
+            plain = data.files and not any("{src}" in f or "{tgt}" in f for fs in data.files.values() for f in fs)
+            if len(dirs) > 1 and plain and not data.pair_files:
+                raise UserError(f"data.files names one file pair, and this model translates {len(dirs)} directions: "
+                                "choose one with src_lang= / tgt_lang=, or put {src} and {tgt} in the paths "
+                                "(data.files.test=[test.{src},test.{tgt}]) to score them all")
             runs = []
             for d in dirs:
                 ddata = direction_config(data, d, only=len(dirs) == 1)

@@ -31,6 +31,11 @@ def bytes_to_lines(data: bytes, name: str = "<stdin>") -> List[str]:
         if data.startswith(bom):
             raise UserError(f"{name} is {encoding} text (it starts with a byte-order mark); re-encode it as UTF-8, "
                             f"e.g. iconv -f {encoding} -t UTF-8")
+    head = data[:4096]
+    if head.count(0) * 10 >= len(head) > 0:  # UTF-16 without a mark: a NUL in most ASCII characters
+        raise UserError(f"{name}: {100 * head.count(0) // len(head)}% of its first {len(head)} bytes are NUL: "
+                        "UTF-16 or UTF-32 text without a byte-order mark? re-encode it as UTF-8, "
+                        "e.g. iconv -f UTF-16LE -t UTF-8")
     raw = data.split(b"\n")
     if raw and raw[-1] == b"":
         raw.pop()  # the final newline ends the last line, it does not start another
