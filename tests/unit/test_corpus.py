@@ -156,6 +156,71 @@ def test_download_fills_an_empty_directory_but_never_a_local_copy(http_root, tmp
     assert not (own / MARKER).exists()
 
 
+class _BadServer(http.server.BaseHTTPRequestHandler):
+    """Replies as broken servers and proxies do: /short announces more bytes than it sends,
+    /page is an HTML error page with status 200, /trickle sends a byte at a time, /ssh is not HTTP."""
+
+    body = gzip.compress(b"ein satz\n" * 200)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        mode = self.path.split("/")[1]
+        if mode == "ssh":
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.0\r\n")
+            return
+        data = b"<html>rate limited</html>" if mode == "page" else self.body
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if mode == "short":
+            self.wfile.write(data[: len(data) // 2])
+        elif mode == "trickle":
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                threading.Event().wait(0.05)
+        else:
+            self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("short", r"was cut short \(\d+ of \d+ bytes\)"),
+    ("page", "is not a complete gzip file"),
+    ("trickle", r"took more than 1 s"),
+    ("ssh", "failed \\((BadStatusLine|RemoteDisconnected|HTTPException)"),
+    ("ok", None),
+])
+def test_a_download_is_kept_only_when_it_is_whole(mode, message, tmp_path):
+    from rosettamt.data.download import download_files
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BadServer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/{mode}"
+        if message is None:
+            download_files(tmp_path, base, ["train.de.gz"], deadline=60)
+            assert (tmp_path / "train.de.gz").read_bytes() == _BadServer.body
+            return
+        with pytest.raises(UserError, match=message) as err:
+            download_files(tmp_path, base, ["train.de.gz"], deadline=1)
+        assert "\n" not in str(err.value) and base in str(err.value)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER]  # no file, no leftover .part
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("url", ["", "corpus/multi30k", "ftp://example.org/m30k"])
+def test_a_data_url_that_is_no_url_is_one_line(url, tmp_path):
+    from rosettamt.data.download import download_files
+
+    with pytest.raises(UserError, match=r"data.url=.* is not an http://, https:// or file:// URL"):
+        download_files(tmp_path / "m30k", url, ["train.de.gz"])
+    assert not (tmp_path / "m30k").exists()
+
+
 # ---------------------------------------------------------------------------- validation
 
 
@@ -277,6 +342,26 @@ def test_hub_two_columns_and_a_local_parquet_folder(tmp_path):
                  for s, p in PAIRS.items()}).save_to_disk(str(saved))
     assert load_corpus(_hub_cfg(saved, tmp_path, src_column="de_text", tgt_column="en_text"))["val"][0] == \
         {"src": "Danke", "tgt": "Thanks"}
+
+
+def test_hub_records_that_are_missing_or_not_text(tmp_path):
+    records = [{"de": "Hallo", "en": "Hello"}, None, {"de": "Danke", "en": "Thanks"}]
+    d = DatasetDict({s: Dataset.from_dict({"translation": records}) for s in ("train", "validation", "test")})
+    d.save_to_disk(str(tmp_path / "holes"))
+    corpus, stats = load_corpus_with_stats(_hub_cfg(tmp_path / "holes", tmp_path))
+    assert corpus["train"]["src"] == ["Hallo", "Danke"] and stats["train"].dropped_empty == 1  # None: dropped
+    numbers = DatasetDict({s: Dataset.from_dict({"translation": [{"de": 1, "en": 2}]})
+                           for s in ("train", "validation", "test")})
+    numbers.save_to_disk(str(tmp_path / "numbers"))
+    with pytest.raises(UserError, match=r"has int data under 'de', not text") as err:
+        load_corpus(_hub_cfg(tmp_path / "numbers", tmp_path))
+    assert "numbers" in _one_line(err)
+    columns = DatasetDict({s: Dataset.from_dict({"src": ["a b"], "num": [3], "toks": [["a", "b"]]})
+                           for s in ("train", "validation", "test")})
+    columns.save_to_disk(str(tmp_path / "columns"))
+    for column, kind in (("num", "int64"), ("toks", "List")):
+        with pytest.raises(UserError, match=rf"data.src_column='{column}' .* holds {kind}.* a text column is needed"):
+            load_corpus(_hub_cfg(tmp_path / "columns", tmp_path, src_column=column, tgt_column="src"))
 
 
 def test_hub_errors_say_what_exists(translation_dir, tmp_path):

@@ -31,7 +31,7 @@ def hub_sources(cfg: DataConfig, wanted: list[str]) -> Sources:
         ds = d[theirs]
         columns = _hub_columns(cfg, ds)
         key = cache_key("hub", ds._fingerprint, json.dumps(columns))
-        sources[split] = (key, lambda ds=ds, c=columns: _hub_pairs(ds, c))
+        sources[split] = (key, lambda ds=ds, c=columns: _hub_pairs(ds, c, cfg.hub_name))
     return sources
 
 
@@ -67,6 +67,11 @@ def _hub_columns(cfg: DataConfig, ds: Dataset) -> list[str]:
             if not col or col not in cols:
                 raise UserError(f"{option}={col!r} is not a column of data.hub_name={cfg.hub_name!r}; "
                                 f"its columns are: {', '.join(cols)}")
+        for option, col in (("data.src_column", cfg.src_column), ("data.tgt_column", cfg.tgt_column)):
+            dtype = getattr(ds.features[col], "dtype", None)
+            if dtype not in ("string", "large_string"):
+                raise UserError(f"{option}={col!r} of data.hub_name={cfg.hub_name!r} holds "
+                                f"{dtype or type(ds.features[col]).__name__} values; a text column is needed")
         return [cfg.src_column, cfg.tgt_column]  # type: ignore[list-item]
     if "translation" not in cols:
         raise UserError(f"data.hub_name={cfg.hub_name!r} has no 'translation' column; its columns are: "
@@ -80,12 +85,20 @@ def _hub_columns(cfg: DataConfig, ds: Dataset) -> list[str]:
     return ["translation", cfg.src_lang, cfg.tgt_lang]
 
 
-def _hub_pairs(ds: Dataset, columns: list[str]) -> Iterator[tuple[str, str]]:
+def _hub_pairs(ds: Dataset, columns: list[str], name: object = None) -> Iterator[tuple[str, str]]:
     if columns[0] == "translation":
         _, src, tgt = columns
         for batch in ds.select_columns(["translation"]).iter(batch_size=CHUNK):
             for rec in batch["translation"]:
-                yield rec.get(src) or "", rec.get(tgt) or ""
+                if not isinstance(rec, dict):  # a missing record: an empty pair, dropped and counted
+                    yield "", ""
+                    continue
+                pair = rec.get(src), rec.get(tgt)
+                for lang, text in zip((src, tgt), pair):
+                    if text is not None and not isinstance(text, str):
+                        raise UserError(f"a translation record of data.hub_name={name!r}"
+                                        f" has {type(text).__name__} data under {lang!r}, not text")
+                yield pair[0] or "", pair[1] or ""
     else:
         for batch in ds.select_columns(columns).iter(batch_size=CHUNK):
             for s, t in zip(batch[columns[0]], batch[columns[1]]):
