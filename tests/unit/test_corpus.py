@@ -364,6 +364,19 @@ def test_hub_records_that_are_missing_or_not_text(tmp_path):
             load_corpus(_hub_cfg(tmp_path / "columns", tmp_path, src_column=column, tgt_column="src"))
 
 
+def test_hub_variable_language_records_take_the_first_text_of_each_language(tmp_path, caplog):
+    from datasets import Features, TranslationVariableLanguages
+
+    features = Features({"translation": TranslationVariableLanguages(languages=["de", "en", "fr"])})
+    records = [{"de": "Hallo", "en": ["Hello", "Hi"], "fr": "Salut"}, {"de": "Danke", "en": "Thanks"}]
+    DatasetDict({s: Dataset.from_dict({"translation": records}, features=features)
+                 for s in ("train", "validation", "test")}).save_to_disk(str(tmp_path / "varlang"))
+    with caplog.at_level(logging.WARNING, logger="rosettamt"):
+        corpus = load_corpus(_hub_cfg(tmp_path / "varlang", tmp_path, hub_revision="v2"))
+    assert corpus["train"][:] == {"src": ["Hallo", "Danke"], "tgt": ["Hello", "Thanks"]}
+    assert "data.hub_revision=v2 are not used" in caplog.text  # a local folder has no revisions
+
+
 def test_hub_errors_say_what_exists(translation_dir, tmp_path):
     with pytest.raises(UserError) as err:  # split mapping to a split the dataset does not have
         load_corpus(_hub_cfg(translation_dir, tmp_path, hub_splits={"val": "dev"}))

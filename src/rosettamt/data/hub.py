@@ -1,12 +1,13 @@
 """The ``hub`` source: a Hugging Face dataset, or a local stand-in (save_to_disk dir or data files).
 
-Records are either ``translation`` dicts keyed by language or two named
-columns; any loading failure is reduced to one line naming ``data.hub_name``.
+Records are either ``translation`` dicts keyed by language (or variable-language records: a
+``language`` list beside a ``translation`` list) or two named columns; any loading failure is reduced to one line naming ``data.hub_name``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +17,8 @@ from rosettamt.config import DataConfig
 from rosettamt.data.corpus_cache import CHUNK, Sources, cache_key
 from rosettamt.data.splits import split_option
 from rosettamt.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def hub_sources(cfg: DataConfig, wanted: list[str]) -> Sources:
@@ -43,6 +46,9 @@ def _open_hub(cfg: DataConfig) -> DatasetDict:
     if not name:
         raise UserError("data.hub_name is not set (a hub dataset name or a local dataset directory)")
     local = Path(name).expanduser()
+    if local.is_dir() and (cfg.hub_config or cfg.hub_revision):
+        log.warning("data.hub_name=%s is a local folder: data.hub_config=%s and data.hub_revision=%s are not used",
+                    name, cfg.hub_config, cfg.hub_revision)
     try:
         if local.is_dir() and ((local / "dataset_dict.json").is_file() or (local / "state.json").is_file()):
             d = load_from_disk(str(local))
@@ -90,6 +96,8 @@ def _hub_pairs(ds: Dataset, columns: list[str], name: object = None) -> Iterator
         _, src, tgt = columns
         for batch in ds.select_columns(["translation"]).iter(batch_size=CHUNK):
             for rec in batch["translation"]:
+                if isinstance(rec, dict) and isinstance(rec.get("language"), list):  # variable languages:
+                    rec = dict(reversed(list(zip(rec["language"], rec.get("translation") or []))))  # first per lang
                 if not isinstance(rec, dict):  # a missing record: an empty pair, dropped and counted
                     yield "", ""
                     continue
