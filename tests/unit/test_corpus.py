@@ -143,11 +143,15 @@ def http_root(tmp_path):
     server.shutdown()
 
 
-def test_download_fills_an_empty_directory_but_never_a_local_copy(http_root, tmp_path):
+def test_download_fills_an_empty_directory_but_never_a_local_copy(http_root, tmp_path, caplog):
     target = tmp_path / "m30k"
     cfg = DataConfig(dir=str(target), download=True, url=http_root, cache_dir=str(tmp_path / "cache"))
     corpus = load_corpus(cfg)
     assert len(corpus["train"]) == 4 and (target / MARKER).is_file() and (target / "val.de.gz").is_file()
+    with caplog.at_level(logging.WARNING, logger="rosettamt"):  # another URL: the files there are the old ones
+        load_corpus(DataConfig(dir=str(target), download=True, url=http_root + "/mirror/",
+                               cache_dir=str(tmp_path / "cache")))
+    assert f"holds files fetched from {http_root}; data.url={http_root}/mirror/" in caplog.text
     # a user's own directory (no marker, not empty) missing a file is an error, not a download
     own = _mini_m30k(tmp_path / "own", langs=("en", "de"))
     (own / "train.de.gz").unlink()

@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import Optional
 
 from rosettamt.errors import UserError
 
@@ -35,6 +36,15 @@ def is_download_dir(path: Path) -> bool:
     if not path.is_dir():
         return False
     return (path / MARKER).is_file() or not any(path.iterdir())
+
+
+def downloaded_from(path: Path) -> Optional[str]:
+    """The URL an earlier :func:`download_files` fetched ``path``'s files from; None if it did not."""
+    try:
+        text = (path / MARKER).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text.strip().removeprefix("files fetched from ").rstrip("/") or None
 
 
 def download_files(dest: Path, base_url: str, names: list[str], timeout: float = 10.0,

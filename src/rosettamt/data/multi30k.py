@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rosettamt.config import MULTI30K_LANGS, MULTI30K_SPLITS, DataConfig
 from rosettamt.data.corpus_cache import Sources, cache_key
-from rosettamt.data.download import download_files, is_download_dir
+from rosettamt.data.download import download_files, downloaded_from, is_download_dir
 from rosettamt.data.splits import split_option
 from rosettamt.data.textfiles import file_digest, listing, parallel_pairs
 from rosettamt.errors import UserError
@@ -25,6 +25,10 @@ def multi30k_sources(cfg: DataConfig, wanted: list[str]) -> Sources:
     root = Path(cfg.dir).expanduser()
     langs = (cfg.src_lang, cfg.tgt_lang)
     missing = [f"{s}.{lang}.gz" for s in splits for lang in langs if _find(root, s, lang) is None]
+    fetched_from = downloaded_from(root)
+    if cfg.download and fetched_from not in (None, cfg.url.rstrip("/")):
+        log.warning("data.dir=%s holds files fetched from %s; data.url=%s fetches only files not there "
+                    "yet (remove the others to fetch them from the new URL)", cfg.dir, fetched_from, cfg.url)
     if missing and cfg.download and is_download_dir(root):
         download_files(root, cfg.url, missing)
     for split in splits:
