@@ -93,6 +93,20 @@ def test_files_need_a_pair_per_direction():
     assert (one.hub_config, one.src_lang, one.tgt_lang, one.langs) == ("de-en", "de", "en", None)
 
 
+def test_a_split_missing_from_pair_files_names_pair_files(tmp_path):
+    from helpers.toy_multiway import write_multiway_corpus
+
+    from rosettamt.data.pipeline import prepare_data
+
+    root = write_multiway_corpus(tmp_path / "mw", sizes={"train": 50, "val": 5, "test": 5})
+    cfg = compose_train(["data=files", "data.pairs=[en-de,de-en]",
+                         f"+data.pair_files.en-de.train=[{root}/train.en,{root}/train.de]",
+                         f"+data.pair_files.de-en.train=[{root}/train.de,{root}/train.en]",
+                         f"data.cache_dir={tmp_path / 'cache'}"])
+    with pytest.raises(UserError, match=r"^direction en-de: .*data.pair_files.en-de.val lists no files"):
+        prepare_data(cfg.data, cfg.tokenizer)
+
+
 # ---------------------------------------------------------------------------- sampling
 
 

@@ -114,7 +114,10 @@ def prepare_multilingual(data_cfg: DataConfig, tok_cfg: TokenizerConfig, cache_d
         try:
             corpus, corpus_stats = load_corpus_with_stats(M.direction_config(data_cfg, d))
         except UserError as err:  # which direction's files (data.pair_files.<name> or data.files with {src}/{tgt})
-            raise UserError(f"direction {name}: {err}") from None
+            message = str(err)
+            if name in data_cfg.pair_files:  # its files came from data.pair_files.<name>: say that option
+                message = message.replace("data.files.", f"data.pair_files.{name}.")
+            raise UserError(f"direction {name}: {message}") from None
         dir_corpus[name] = corpus
         for split, st in corpus_stats.items():
             stats[(split, name)] = st
