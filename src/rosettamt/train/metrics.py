@@ -79,10 +79,14 @@ def _lines(path: Path) -> List[str]:
 
 def _step_of(line: str) -> float:
     try:
-        step = json.loads(line).get("step", 0)
-        return float(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else float("inf")
-    except (ValueError, AttributeError):
+        return _step_of_record(json.loads(line))
+    except ValueError:
         return float("inf")  # unreadable (half-written or damaged) line: dropped
+
+
+def _step_of_record(record: Any) -> float:
+    step = record.get("step", 0) if isinstance(record, dict) else None
+    return float(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else float("inf")
 
 
 def read_metrics(path: Path) -> List[Dict[str, Any]]:
@@ -94,7 +98,7 @@ def read_metrics(path: Path) -> List[Dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             continue
-        if _step_of(line) != float("inf"):
+        if _step_of_record(record) != float("inf"):
             records.append(record)
     return records
 
