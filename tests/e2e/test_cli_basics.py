@@ -19,13 +19,29 @@ def run(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 180)
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("name", COMMANDS)
-def test_console_script_help_lists_config_groups(name, tmp_path):
+@pytest.mark.parametrize("name", [*COMMANDS, "export", "serve"])
+def test_console_script_help_shows_usage_and_only_the_groups_the_command_takes(name, tmp_path):
+    from rosettamt.cli._help import accepted_groups
+
     exe = shutil.which(f"rosettamt-{name}")
     assert exe, f"console script rosettamt-{name} is not installed"
     res = run([exe, "--help"], tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "== Configuration groups ==" in res.stdout and "decode:" in res.stdout
+    assert res.stdout.startswith(f"rosettamt-{name} (Hydra app; config: configs/{name}.yaml")  # the usage
+    section = res.stdout.split("== Configuration groups ==\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    listed = {line.split(":")[0].strip(): line.split(":")[1].strip() for line in section[1:]}
+    expected = accepted_groups(name)
+    assert listed == {group: ", ".join(options) for group, options in expected.items()}
+    assert ("decode" in listed) == (name != "prepare" and name != "average")
+    assert ("model" in listed) == (name == "train")
+    assert "== Config ==" in res.stdout and not (tmp_path / "outputs").exists()
+
+
+def test_a_group_the_command_does_not_take_is_named_in_one_line(tmp_path):
+    res = run([sys.executable, "-m", "rosettamt.prepare", "model=tiny"], tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == ("rosettamt: error: rosettamt-prepare takes no model= (its config groups: data, "
+                                  "tokenizer; see rosettamt-prepare --help)")
 
 
 @pytest.mark.parametrize("module,key,override", [

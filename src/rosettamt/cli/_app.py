@@ -25,11 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rosettamt.atomic import check_creatable
+from rosettamt.cli._help import group_error_hint, register_help_resolver
 from rosettamt.config import register_schemas, to_object
 from rosettamt.errors import Interrupted, UserError
 from rosettamt.paths import config_dir
 
 register_schemas()
+register_help_resolver()
 
 ArgvFilter = Callable[[List[str]], List[str]]
 
@@ -154,7 +156,7 @@ def hydra_command(config_name: str, argv_filter: Optional[ArgvFilter] = None
             except (HydraException, OmegaConfBaseException) as err:
                 if composed or not own_report:
                     raise
-                _fail(f"error: {config_error_line(err)}", 2)
+                _fail(f"error: {group_error_hint(config_name, config_error_line(err))}", 2)
             except UserError as err:
                 _fail(f"error: {err}", 2)
             except Interrupted as err:
