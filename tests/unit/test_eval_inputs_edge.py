@@ -215,3 +215,22 @@ def test_evaluate_input_that_is_not_a_text_file_says_what_it_is(tmp_path):
         read_lines(tmp_path, "src_file")
     with pytest.raises(UserError, match=r"^ref_file=.*nope: no such file$"):
         read_lines(tmp_path / "nope", "ref_file")
+
+
+def test_pipes_are_read_as_src_file_and_ref_file(ckpt, toy_files, tmp_path):
+    """src_file=<(zcat test.en.gz) in a shell: a pipe is read once, and scores as the files do."""
+    import shlex
+
+    src_file, ref_file = toy_files["test"]
+    (plain,) = evaluate(ckpt, src_file=src_file, ref_file=ref_file, decode=GREEDY, output_dir=tmp_path / "a",
+                        device="cpu", progress=False)
+    out = tmp_path / "b"
+    out.mkdir()
+    cmd = " ".join([shlex.quote(sys.executable), "-m", "rosettamt.cli.evaluate", f"checkpoint={shlex.quote(str(ckpt))}",
+                    f"src_file=<(cat {shlex.quote(str(src_file))})", f"ref_file=<(cat {shlex.quote(str(ref_file))})",
+                    "decode=greedy", "device=cpu", f"output_dir={out}", f"hydra.run.dir={out / 'hydra'}"])
+    proc = subprocess.run(["bash", "-c", cmd], cwd=out, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{plain.bleu:.2f}" in proc.stdout
+    (hyp,) = out.glob("*.src_file.greedy.hyp.*")  # named after the option: the pipe's name means nothing
+    assert hyp.read_bytes() == Path(plain.hyp_file).read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import stat
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -18,14 +19,21 @@ log = logging.getLogger("rosettamt.evaluate")  # the name log lines carried befo
 def read_lines(path: Path, option: str) -> List[str]:
     """Lines of a plain or .gz text file, read as the corpus reader reads them (data/textfiles.py:
     byte order mark and NUL bytes removed) and as the sacrebleu CLI keeps them (trailing space dropped)."""
-    if not path.is_file():
+    if not path.is_file() and not _is_pipe(path):  # a pipe (src_file=<(zcat ...)) is read once, like a file
         why = ("is a directory; give a text file" if path.is_dir() else
-               "is not a regular file (a pipe?); write it to a file first" if path.exists() else ": no such file")
+               "is not a regular file or a pipe; write it to a file first" if path.exists() else ": no such file")
         raise UserError(f"{option}={path}{'' if why.startswith(':') else ' '}{why}")
     try:
         return [line.rstrip() for line in lines(path)]
     except UserError as err:  # names the file (and line): say which option gave it
         raise UserError(f"{option}={err}") from None
+
+
+def _is_pipe(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def read_pair(src_path: Path, ref_path: Path) -> Tuple[List[str], List[str]]:

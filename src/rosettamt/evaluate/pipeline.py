@@ -189,14 +189,15 @@ def evaluate(
     if src_file is not None:
         src_path, ref_path = Path(src_file), Path(ref_file)  # type: ignore[arg-type]
         src, refs = read_pair(src_path, ref_path)
+        name = src_path.name if src_path.is_file() else "src_file"  # a pipe's name (/dev/fd/63) means nothing
         if dirs is None:
-            jobs = {src_path.name: (src, refs)}
+            jobs = {name: (src, refs)}
         else:
             if len(dirs) > 1:  # a file pair is one direction: the model's default unless src_lang/tgt_lang say
                 from rosettamt.langs import pick_direction
 
                 dirs = [pick_direction(dirs, None, None, (data.src_lang, data.tgt_lang))]
-            runs = [(dirs[0], dirs[0][1], {src_path.name: (src, refs)})]
+            runs = [(dirs[0], dirs[0][1], {name: (src, refs)})]
     else:
         if dirs is None:
             jobs = read_splits(data, list(splits), checkpoint, from_checkpoint, override_keys(data_overrides))
