@@ -219,6 +219,31 @@ def test_a_damaged_shard_of_a_multiprocess_id_cache_is_rebuilt(toy_files, tmp_pa
     assert any("is damaged" in r.getMessage() and "_of_00002" in r.getMessage() for r in caplog.records)
 
 
+def test_an_encoding_error_in_a_worker_is_not_taken_for_a_damaged_cache(toy_files, tmp_path, caplog, monkeypatch):
+    """With num_proc > 1 a failing worker leaves shards of its own; with no cache before the run,
+    the error is the encoding's and is raised as it is, not "rebuilt" (and then raised again)."""
+    import logging
+
+    from rosettamt.config import DataConfig, Source, TokenizerConfig
+    from rosettamt.data.pipeline import prepare_data
+    from rosettamt.data.tokenizer import Tokenizer
+
+    last_source = Path(toy_files["train"][0]).read_text(encoding="utf-8").splitlines()[-1]
+    encode = Tokenizer.encode_src
+
+    def broken(self, texts):  # only the second worker's shard meets the last line: the first one completes
+        if last_source in texts:
+            raise RuntimeError("the encoder broke")
+        return encode(self, texts)
+
+    monkeypatch.setattr(Tokenizer, "encode_src", broken)  # the workers are forked: they see it too
+    cfg = DataConfig(source=Source.files, files=toy_files, src_lang="en", tgt_lang="xx", test_splits=["test"],
+                     cache_dir=str(tmp_path / "cache"), num_proc=2)
+    with caplog.at_level(logging.WARNING, logger="rosettamt"), pytest.raises(Exception, match="the encoder broke"):
+        prepare_data(cfg, TokenizerConfig(vocab_size=120))
+    assert not any("is damaged" in r.getMessage() for r in caplog.records)
+
+
 def test_the_metrics_log_never_appends_through_a_link(tmp_path):
     from rosettamt.train.metrics import MetricsLog
 

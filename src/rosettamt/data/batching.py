@@ -100,12 +100,13 @@ def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_di
                         cache_file_name=str(cache_file), desc=f"encoding {split}",
                         new_fingerprint=hashlib.sha256(f"{key}-{name}".encode()).hexdigest()[:32],
                         num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
+        # with num_proc > 1 the cache is one file per process: NAME_0000i_of_0000n.arrow
+        cached = cache_file.is_file() or any(root.glob(f"{glob.escape(name)}_*_of_*.arrow"))
         try:
             ids = ds.map(encode, load_from_cache_file=True, **settings)
         except Exception as err:  # a damaged cache file (the map itself did not run): encode again
-            # with num_proc > 1 the cache is one file per process: NAME_0000i_of_0000n.arrow
             shards = sorted(root.glob(f"{glob.escape(name)}_*_of_*.arrow"))
-            if not cache_file.is_file() and not shards:
+            if not cached:  # nothing was cached before: the encoding itself failed (shards are its own)
                 raise
             shown = cache_file if cache_file.is_file() else root / f"{name}_*_of_{max(cfg.num_proc, 1):05d}.arrow"
             damaged_cache(shown, err, cache_file, *shards)  # which shard failed is not known: all go
