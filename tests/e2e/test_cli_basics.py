@@ -29,12 +29,25 @@ def test_console_script_help_shows_usage_and_only_the_groups_the_command_takes(n
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(f"rosettamt-{name} (Hydra app; config: configs/{name}.yaml")  # the usage
     section = res.stdout.split("== Configuration groups ==\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    listed = {line.split(":")[0].strip(): line.split(":")[1].strip() for line in section[1:]}
+    listed = {line.split(":")[0].strip(): line.split(":")[1].strip() for line in section[1:]
+              if line.startswith("  ") and not line.startswith("  +")}  # +GROUP: only evaluate's +data
     expected = accepted_groups(name)
     assert listed == {group: ", ".join(options) for group, options in expected.items()}
     assert ("decode" in listed) == (name != "prepare" and name != "average")
     assert ("model" in listed) == (name == "train")
     assert "== Config ==" in res.stdout and not (tmp_path / "outputs").exists()
+
+
+def test_help_of_a_users_own_config_is_the_commands_with_the_users_presets(tmp_path):
+    """rosettamt-train -cd MYCONF -cn mytrain, where mytrain.yaml extends train and MYCONF/model/
+    holds a preset of the user's: the help is rosettamt-train's and lists that preset."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "mytrain.yaml").write_text("defaults:\n  - train\n  - _self_\n")
+    (tmp_path / "model" / "mine.yaml").write_text("d_model: 64\n")
+    res = run([sys.executable, "-m", "rosettamt.train", "-cd", str(tmp_path), "-cn", "mytrain", "--help"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("rosettamt-train (Hydra app")
+    assert "  model: base, mine, multi30k_tiny, small, tiny\n" in res.stdout
 
 
 def test_a_group_the_command_does_not_take_is_named_in_one_line(tmp_path):

@@ -15,6 +15,7 @@ GROUPS = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name 
 
 
 def _composes(command: str, override: str) -> bool:
+    register_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
             compose(config_name=command, overrides=[override])
@@ -47,5 +48,16 @@ def test_help_text_is_the_usage_then_the_groups_and_survives_the_template():
 def test_group_error_hint_rewrites_only_hydras_no_match_message():
     assert group_error_hint("translate", "Could not override 'model'. No match in the defaults list.") == (
         "rosettamt-translate takes no model= (its config groups: decode; see rosettamt-translate --help)")
-    other = "In 'translate': Could not find 'decode/nope' (available: beam, greedy)"
-    assert group_error_hint("translate", other) == other
+    for other in ("In 'translate': Could not find 'decode/nope' (available: beam, greedy)",
+                  "In 'experiment/multi30k_en_de': Could not override 'model'. No match in the defaults list.",
+                  "Could not delete 'model'. No match in the defaults list"):
+        assert group_error_hint("translate", other) == other  # about a config file, or not a GROUP=OPTION
+    assert group_error_hint("evaluate", "Could not override 'data'. No match in the defaults list.") == (
+        "rosettamt-evaluate takes data only as +data=OPTION (its config groups: decode; "
+        "see rosettamt-evaluate --help)")
+
+
+def test_evaluate_lists_the_data_group_it_takes_only_with_a_plus():
+    assert "Added only when given, with +GROUP=OPTION:\n  +data: files, hub, multi30k" in command_help("evaluate")
+    assert "Added only" not in command_help("translate")
+    assert _composes("evaluate", "+data=multi30k") and not _composes("evaluate", "data=multi30k")

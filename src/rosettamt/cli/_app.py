@@ -31,7 +31,6 @@ from rosettamt.errors import Interrupted, UserError
 from rosettamt.paths import config_dir
 
 register_schemas()
-register_help_resolver()
 
 ArgvFilter = Callable[[List[str]], List[str]]
 
@@ -146,6 +145,7 @@ def hydra_command(config_name: str, argv_filter: Optional[ArgvFilter] = None
             # they reach us instead (unless the user set it: then Hydra's full report, as asked)
             own_report = "HYDRA_FULL_ERROR" not in os.environ
             composed.clear()  # a command may run more than once in one process (tests)
+            register_help_resolver(config_name)
             try:
                 if argv_filter is not None:
                     sys.argv[1:] = argv_filter(sys.argv[1:])

@@ -106,7 +106,9 @@ def encode_splits(corpus: DatasetDict, tok: Tokenizer, cfg: DataConfig, cache_di
             ids = ds.map(encode, load_from_cache_file=True, **settings)
         except Exception as err:  # a damaged cache file (the map itself did not run): encode again
             shards = sorted(root.glob(f"{glob.escape(name)}_*_of_*.arrow"))
-            if not cached:  # nothing was cached before: the encoding itself failed (shards are its own)
+            if not cached:  # nothing was cached before: the encoding itself failed; the shards other
+                for shard in shards:  # workers finished are this run's own, and the next run starts clean
+                    shard.unlink(missing_ok=True)
                 raise
             shown = cache_file if cache_file.is_file() else root / f"{name}_*_of_{max(cfg.num_proc, 1):05d}.arrow"
             damaged_cache(shown, err, cache_file, *shards)  # which shard failed is not known: all go

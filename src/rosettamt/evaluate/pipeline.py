@@ -189,7 +189,8 @@ def evaluate(
     if src_file is not None:
         src_path, ref_path = Path(src_file), Path(ref_file)  # type: ignore[arg-type]
         src, refs = read_pair(src_path, ref_path)
-        name = src_path.name if src_path.is_file() else "src_file"  # a pipe's name (/dev/fd/63) means nothing
+        # src_file=<(...) is /dev/fd/63 or /proc/self/fd/63: a name that means nothing (a named FIFO's does)
+        name = "src_file" if str(src_path).startswith(("/dev/", "/proc/")) else src_path.name
         if dirs is None:
             jobs = {name: (src, refs)}
         else:
