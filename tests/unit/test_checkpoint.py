@@ -255,6 +255,12 @@ def test_average_output_replaces_only_an_earlier_average(tmp_path, tokenizer):
     ck.save_checkpoint(earlier, folder / "averaged-last2.pt")
     check_replaceable(folder / "averaged-last2.pt")  # an earlier average: replaced
     check_replaceable(tmp_path / "new.pt")  # nothing there yet
+    (tmp_path / "mine").mkdir()
+    ck.save_checkpoint(earlier, tmp_path / "mine" / "last.pt")  # outside a run, last.pt is just a name
+    check_replaceable(tmp_path / "mine" / "last.pt")
+    ck.save_checkpoint(earlier, tmp_path / "checkpoints" / "last.pt")  # a run's last.pt, even an average
+    with pytest.raises(UserError, match="named in index.json"):
+        check_replaceable(tmp_path / "checkpoints" / "last.pt")
 
 
 def test_resolve_checkpoint_takes_exactly_one_existing_source(tmp_path):

@@ -64,7 +64,8 @@ def check_replaceable(output: Path) -> None:
     listed = {e.get("file") for key in ("best", "periodic", "averaged", "averaged_best", "selected", "last")
               for e in (index.get(key) if isinstance(index.get(key), list) else [index.get(key)])
               if isinstance(e, dict)}
-    if output.name in listed or output.name == "last.pt":
+    in_run = bool(index) or output.parent.name == "checkpoints"  # a run's folder: its last.pt is the run's
+    if output.name in listed or (output.name == "last.pt" and in_run):
         raise UserError(f"output={output} is one of its run's checkpoints (last.pt or named in index.json); "
                         "choose another output=")
     try:
