@@ -79,3 +79,13 @@ def test_bench_decode_latency_int8_speed_switches_and_reference_hyps(tmp_path, t
     assert records["beam:cache:int8"]["precision"] == "int8"
     assert 0 <= records["beam:cache:int8"]["differ_from_reference"] <= 12
     assert "| beam:cache:int8 | rosettamt | int8 | none |" in proc.stdout
+
+
+def test_bench_langid_counts_what_it_classifies(tmp_path, multi30k_slice):
+    out = tmp_path / "langid.json"
+    proc = _script("bench_langid.py", "--data-dir", str(multi30k_slice), "--lines", "300", "--out", str(out),
+                   cwd=tmp_path)
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["languages"] == ["en", "de"] and row["sentences"] == 2 * 2 * 500  # two test sets, 500 lines each
+    assert row["right"] == row["sentences"] - len(row["wrong"]) and row["right"] >= 0.98 * row["sentences"]
+    assert f"{row['right']}/{row['sentences']} right" in proc.stdout

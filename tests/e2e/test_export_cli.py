@@ -58,6 +58,13 @@ def test_translate_and_evaluate_with_backend_ctranslate2(exported, ckpt, toy_fil
                             "decode.length_norm=average", "decode.beam_size=4"], tmp_path, ("\n".join(src) + "\n").encode())
     assert run.returncode == 0, run.stderr.decode()[-2000:]
     assert run.stdout.decode().splitlines() == want
+    # the checkpoint's language profiles travel with the export (langid.json) and detect the same
+    source = Translator.from_checkpoint(ckpt, "cpu").langid
+    export = Translator.from_export(exported, "cpu", decode, threads=1).langid
+    assert (exported / "langid.json").is_file() and export is not None
+    tgt = read_lines(toy_files["test"][1])[:5]
+    assert [export.detect(t) for t in src[:5] + tgt] == [source.detect(t) for t in src[:5] + tgt]
+    assert {export.detect(t)[0][0] for t in src[:5]} == {"src"} and {export.detect(t)[0][0] for t in tgt} == {"tgt"}
 
     test = [toy_files["test"][0], toy_files["test"][1]]
     run = cli("evaluate", ["backend=ctranslate2", f"model_dir={exported}", "split=[test]", f"data.files.test=[{test[0]},{test[1]}]",

@@ -79,3 +79,16 @@ def test_rosettamt_evaluate_picks_a_direction_or_scores_them_all(run):
     bad = _run("evaluate", "run_dir=run", "split=[test]", "tgt_lang=cs", *files, cwd=tmp)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("rosettamt: error: ") and "cs" in bad.stderr
+
+
+def test_the_checkpoints_carry_profiles_of_every_language(run):
+    """Training stores a language profile per language (rosettamt.langid) in every checkpoint;
+    the model's own test sentences are told apart by them."""
+    from rosettamt.translate import Translator
+
+    tmp, root, _ = run
+    mt = Translator.from_checkpoint(tmp / "run", device="cpu")
+    assert sorted(mt.langid.languages) == ["de", "en", "fr"]
+    for lang in ("en", "de", "fr"):
+        lines = (root / f"test.{lang}").read_text(encoding="utf-8").splitlines()
+        assert sum(mt.langid.detect(line)[0][0] == lang for line in lines) >= 38, lang

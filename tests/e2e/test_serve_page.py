@@ -123,15 +123,26 @@ def test_page_translates_and_draws_the_attention(page, server, toy_files, tmp_pa
     want = v1(server, sentences[1], beam, nbest)["text"]
     pg.wait_for_function("want => document.getElementById('translation').textContent === want", arg=want)
 
+    # the checkpoint carries language profiles: the page says what the text reads as, and warns
+    # when it does not read like the language the model translates from
+    assert pg.get_attribute("#detected", "class") == "note" and pg.inner_text("#detected").startswith("Reads as src (")
+    pg.fill("#source", read_lines(toy_files["test"][1])[0])
+    pg.click("#translate")
+    pg.wait_for_selector("#detected.warn")
+    assert "does not read like src" in pg.inner_text("#detected")
+
     # an API error appears in the page
     pg.fill("#beam", "99")
     pg.click("#translate")
     pg.wait_for_selector("#error:not([hidden])")
     assert "beam_size=99 is outside" in pg.inner_text("#error")
+    assert pg.is_hidden("#detected")  # no translation, nothing detected to show
 
     # a phone-width screen: nothing wider than the screen but the heatmap's own scroll box
     pg.set_viewport_size({"width": 360, "height": 740})
-    assert pg.evaluate("document.documentElement.scrollWidth") <= 360
+    wide = pg.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 362)
+        .map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + ' ' + (e.textContent||'').slice(0,60))""")
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 360, wide
     pg.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
 
     pg.goto(f"{server.url}/docs")  # the API docs come from the package too

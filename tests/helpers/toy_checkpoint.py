@@ -44,12 +44,15 @@ def train_and_save(model_cfg, tok, data_cfg, tok_cfg, src: List[str], tgt: List[
     save as <out_dir>/checkpoints/last.pt with the configs a trainer run would store."""
     from rosettamt.checkpoint import save_checkpoint
     from rosettamt.config import TrainConfig, to_dict
+    from rosettamt.langid import LangId
 
     model = fit_toy(model_cfg, tok.encode_src(src), tok.encode_tgt(tgt), steps, seed, lr)
     train_cfg = TrainConfig(data=data_cfg, tokenizer=tok_cfg, model=model_cfg)
     path = out_dir / "checkpoints" / "last.pt"
+    langid = LangId.build({data_cfg.src_lang: src, data_cfg.tgt_lang: tgt}).state_dict()  # as training stores
     save_checkpoint({"model": model.state_dict(), "model_config": to_dict(model_cfg), "config": to_dict(train_cfg),
-                     "tokenizer": tok.state_dict(), "step": steps, "epoch": 0, "val_bleu": None}, path)
+                     "tokenizer": tok.state_dict(), "step": steps, "epoch": 0, "val_bleu": None, "langid": langid},
+                    path)
     return path
 
 

@@ -8,6 +8,7 @@ enough to translate::
     {"format": "rosettamt-1", "model": state_dict, "model_config": dict (ModelConfig),
      "config": dict (the resolved TrainConfig), "tokenizer": Tokenizer.state_dict(),
      "step": int, "epoch": int, "val_bleu": float | None,
+     "langid": rosettamt.langid profiles (optional: checkpoints from before it detect nothing),
      # training only (optional): "optimizer", "scheduler", "sampler", "rng", "trainer"}
 
 A training run keeps its checkpoints in ``<run_dir>/checkpoints/``: ``last.pt``, the best

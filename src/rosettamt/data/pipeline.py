@@ -52,6 +52,7 @@ class PreparedData:
     dir_corpus: dict[str, DatasetDict] = field(default_factory=dict)  # "en-de" -> split -> {src, tgt}
     dir_ids: dict[str, DatasetDict] = field(default_factory=dict)  # "en-de" -> split -> {src_ids, tgt_ids}
     groups: Any = None  # data.multilingual.DirectionGroups of the train split
+    langid: dict | None = None  # rosettamt.langid profiles (state_dict), built by training for checkpoints
 
     @property
     def multilingual(self) -> bool:

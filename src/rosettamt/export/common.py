@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import shutil
 from contextlib import contextmanager
@@ -16,8 +17,10 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from rosettamt.checkpoint.names import check_stored_names, is_plain_name
 from rosettamt.errors import UserError
+from rosettamt.langid import write_langid
 from rosettamt.langs import tag
 
+log = logging.getLogger("rosettamt.export")
 # What each export writes beside its weights: the rosettamt view of the model (config, languages,
 # tokenizer files), so that rosettamt (backend=ctranslate2) can run the export on its own.
 META_FILE = "rosettamt.json"
@@ -168,6 +171,7 @@ def write_meta(folder: Path, source: Source, kind: str, extra: Optional[Dict[str
             "model_config": to_dict(source.cfg), "config": source.ckpt.get("config") or {},
             "checkpoint": source.path.name, "step": source.ckpt.get("step"), "val_bleu": source.ckpt.get("val_bleu"),
             **(extra or {})}
+    write_langid(folder, source.ckpt.get("langid"), f"checkpoint {source.path}", log)  # for /detect, source=auto
     (folder / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 
 

@@ -182,16 +182,18 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
                           info.directions)
         settings = service.settings(nbest=req.alternatives + 1, direction=req.direction)
         results = await service.translate(req.items, settings)
-        return JSONResponse(libre_response(req, results, req.direction[0] if req.direction else info.source))
+        detected = service.detect_sources(req.items, req.direction) if req.auto_source else ()
+        return JSONResponse(libre_response(req, results, detected))
 
     @app.post("/detect", response_model=List[schemas.Detection], responses=ERRORS, tags=["LibreTranslate"])
     async def detect(request: Request) -> JSONResponse:
-        """The model's one source language, for clients that ask before they translate (nothing is detected)."""
-        info = service.info()
+        """Which of the model's languages q is in, best first, with confidences in percent (a model
+        saved without language profiles answers its source language)."""
+        service.info()
         fields = await libre_fields(request)
         check_key(fields.get("api_key"), service.cfg.api_keys)
-        check_items(fields.get("q"))
-        return JSONResponse([{"confidence": 100.0, "language": info.source}])
+        items, _ = check_items(fields.get("q"))
+        return JSONResponse(service.detect("\n".join(items)))
 
     @app.get("/languages", response_model=List[schemas.Language], tags=["LibreTranslate"])
     async def languages() -> JSONResponse:
@@ -204,15 +206,16 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
         info = service.info()
         check_key(body.api_key, service.cfg.api_keys)
         items, as_list = check_items(body.q)
-        direction, _ = pick_pair(body.source, body.target, info.source, info.target, info.directions)
+        direction, auto = pick_pair(body.source, body.target, info.source, info.target, info.directions)
         settings = service.settings(body.beam_size, body.nbest, body.length_penalty, body.attention, direction)
         results = await service.translate(items, settings)
         used = {"beam_size": settings.beam_size, "nbest": settings.nbest, "length_penalty": settings.length_penalty}
         if info.directions:  # a multilingual model says which direction it translated in
             used.update(source=direction[0], target=direction[1])
-        return JSONResponse({
-            "translations": [v1_translation(cands, settings.attention) for cands in results],
-            "settings": used, "model": info.as_dict()})
+        translations = [v1_translation(cands, settings.attention) for cands in results]
+        for item, found in zip(translations, service.detect_sources(items, direction) if auto else ()):
+            item["detected_language"] = found
+        return JSONResponse({"translations": translations, "settings": used, "model": info.as_dict()})
 
     @app.get("/health", tags=["rosettamt"])
     async def health() -> JSONResponse:

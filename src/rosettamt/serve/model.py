@@ -57,6 +57,7 @@ class ModelInfo:
     attention: bool  # whether this model can show its cross-attention (only rosettamt's own model can)
     # a multilingual model's directions (source/target above are its default one); () for a bilingual model
     directions: Tuple[Tuple[str, str], ...] = ()
+    detection: bool = False  # whether it carries language profiles (/detect, source=auto; rosettamt.langid)
 
     def as_dict(self) -> Dict[str, Any]:
         out = {**asdict(self), "source_name": language_name(self.source), "target_name": language_name(self.target)}
@@ -102,7 +103,8 @@ class ServedModel:
             decoder_layers=translator.n_decoder_layers, heads=translator.n_heads,
             checkpoint=shown_path(translator.checkpoint_path), step=info.get("step"),
             device=str(translator.device), backend="rosettamt" if has_model else "ctranslate2",
-            attention=has_model, directions=tuple(translator.directions) if translator.multilingual else ())
+            attention=has_model, directions=tuple(translator.directions) if translator.multilingual else (),
+            detection=translator.langid is not None)
         if translator.multilingual:  # the default direction, which a request without source/target gets
             src, tgt = translator.pick_direction()
             self.info = dataclasses.replace(self.info, source=src, target=tgt)

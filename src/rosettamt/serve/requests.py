@@ -170,16 +170,17 @@ def parse_libre(fields: Mapping[str, Any], model_source: str, model_target: str,
     return LibreRequest(items, as_list, alternatives, auto, pair)
 
 
-def libre_response(request: LibreRequest, results: Sequence[Sequence[Candidate]], source: str) -> dict:
-    """{"translatedText": ...} (+ "alternatives", + "detectedLanguage" for source=auto), a list for a list."""
+def libre_response(request: LibreRequest, results: Sequence[Sequence[Candidate]],
+                   detected: Sequence[dict] = ()) -> dict:
+    """{"translatedText": ...} (+ "alternatives", + "detectedLanguage", each item's, for source=auto),
+    a list for a list."""
     texts = [cands[0].text for cands in results]
     alts = [[c.text for c in cands[1:request.alternatives + 1]] for cands in results]
     out: dict = {"translatedText": texts if request.as_list else texts[0]}
     if request.alternatives:
         out["alternatives"] = alts if request.as_list else alts[0]
-    if request.auto_source:  # the model has one source language: "detected" means "assumed"
-        detected = {"confidence": 100.0, "language": source}
-        out["detectedLanguage"] = [detected] * len(texts) if request.as_list else detected
+    if request.auto_source:
+        out["detectedLanguage"] = list(detected) if request.as_list else detected[0]
     return out
 
 

@@ -32,7 +32,8 @@ class LibreResponse(BaseModel):
     translatedText: Union[str, List[str]]
     alternatives: Optional[Union[List[str], List[List[str]]]] = None
     detectedLanguage: Optional[Union[dict, List[dict]]] = Field(
-        None, description="with source=auto: the model's one source language (no detection is done)")
+        None, description="with source=auto: {language, confidence}, each text's likeliest source language "
+                          "among those the model translates into target (confidence in percent)")
 
 
 class Language(BaseModel):
@@ -42,8 +43,9 @@ class Language(BaseModel):
 
 
 class Detection(BaseModel):
-    confidence: float
-    language: str = Field(description="the model's source language: a server with one model detects nothing")
+    confidence: float = Field(description="in percent, over the model's languages")
+    language: str = Field(description="one of the languages the model was trained on (POST /detect lists them "
+                                      "all, likeliest first)")
 
 
 class V1Request(BaseModel):
@@ -77,6 +79,8 @@ class V1Translation(BaseModel):
     score: float
     nbest: List[V1Candidate]
     source_pieces: Optional[List[str]] = Field(None, description="with attention: source pieces + </s>")
+    detected_language: Optional[Detection] = Field(None, description="with source=auto: the likeliest source "
+                                                                      "language, as /translate's detectedLanguage")
 
 
 class V1Response(BaseModel):

@@ -77,6 +77,34 @@ class Service:
                 "max_batch_tokens": c.max_batch_tokens, "max_wait_ms": c.max_wait_ms,
                 "queue_size": c.queue_size, "request_timeout": c.request_timeout, "api_key": bool(c.api_keys)}
 
+    # ------------------------------------------------------------------ languages
+
+    def detect(self, text: str) -> List[Dict[str, Any]]:
+        """/detect: the model's languages ranked for ``text`` by its stored profiles (rosettamt.langid);
+        a model without them (trained before rosettamt 0.x stored them) answers its source language."""
+        info = self.info()
+        langid = self.model.translator.langid  # type: ignore[union-attr]
+        if langid is None:
+            return [{"confidence": 100.0, "language": info.source}]
+        return [{"confidence": conf, "language": lang} for lang, conf in langid.detect(text)]
+
+    def detect_sources(self, items: Sequence[str], direction: Tuple[str, str]) -> List[Dict[str, Any]]:
+        """source=auto: per item, the likeliest of the languages the model translates into the
+        target, with its confidence among all the model's languages (so a text in the target
+        language, or in none of them, shows as a low confidence); without profiles, the
+        direction's source at 100 (assumed, as a bilingual server always did)."""
+        info = self.info()
+        langid = self.model.translator.langid  # type: ignore[union-attr]
+        sources = [s for s, t in (info.directions or ((info.source, info.target),)) if t == direction[1]]
+        if langid is None or not set(sources) <= set(langid.languages):
+            return [{"confidence": 100.0, "language": direction[0]} for _ in items]
+        out = []
+        for item in items:
+            ranking = langid.detect(item)
+            lang, conf = next((lang, conf) for lang, conf in ranking if lang in sources)
+            out.append({"confidence": conf, "language": lang})
+        return out
+
     # ------------------------------------------------------------------ requests
 
     def settings(self, beam_size: Any = None, nbest: Any = 1, length_penalty: Optional[float] = None,

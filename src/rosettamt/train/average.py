@@ -90,6 +90,7 @@ def average_checkpoints(paths: Sequence[Path]) -> Dict[str, Any]:
         "model_config": first["model_config"],
         "config": last.get("config", {}),
         "tokenizer": last["tokenizer"],
+        **({"langid": last["langid"]} if "langid" in last else {}),
         "step": last.get("step", 0),
         "epoch": last.get("epoch", 0),
         "val_bleu": None,

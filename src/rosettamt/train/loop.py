@@ -252,7 +252,7 @@ class Trainer:
         best = bleu is not None and self.dist.is_main and self.outputs.saver.is_best(bleu)
         if not D.broadcast_object(last or periodic or best):  # only rank 0 knows what is best
             return
-        ckpt = snapshot(self.model, self.optimizer, self.scheduler, self.sampler, self.state, self.data.tokenizer,
+        ckpt = snapshot(self.model, self.optimizer, self.scheduler, self.sampler, self.state, self.data,
                         self.config_dict, self.model_config_dict, self.dist.world_size)  # a collective
         if last:
             self.state.saved_step = self.state.step

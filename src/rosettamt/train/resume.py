@@ -51,16 +51,18 @@ def resume_path(tc: C.TrainerConfig, run_dir: Path, ckpt_dir: Path) -> Optional[
 
 
 def snapshot(model: nn.Module, optimizer: Any, scheduler: Any, sampler: TokenBatchSampler, state: TrainState,
-             tokenizer: Tokenizer, config: Dict[str, Any], model_config: Dict[str, Any],
+             data: Any, config: Dict[str, Any], model_config: Dict[str, Any],
              world_size: int = 1) -> Dict[str, Any]:
-    """The checkpoint of this moment (collective under DDP: gathers every rank's RNG state)."""
+    """The checkpoint of this moment (collective under DDP: gathers every rank's RNG state); ``data``
+    (PreparedData) gives the tokenizer and the language profiles for detection (rosettamt.langid)."""
     rngs = D.gather_objects(get_rng_state())
     counters = state.state_dict()
     return {
         "model": model.state_dict(),
         "model_config": model_config,
         "config": config,
-        "tokenizer": tokenizer.state_dict(),
+        "tokenizer": data.tokenizer.state_dict(),
+        **({"langid": data.langid} if getattr(data, "langid", None) is not None else {}),
         "step": counters["step"],
         "epoch": counters["epoch"],
         "val_bleu": state.val_bleu(),

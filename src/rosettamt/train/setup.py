@@ -44,6 +44,10 @@ def prepare_run_data(cfg: C.TrainConfig, dist: D.DistInfo) -> Any:
         if split not in data.ids or len(data.ids[split]) == 0:
             raise UserError(f"data split {split!r} is missing or empty (splits: {sorted(data.ids)}); "
                             f"see data.train_split / data.val_split")
+    if dist.is_main:  # only rank 0 writes checkpoints: the profiles /detect and source=auto use
+        from rosettamt.langid import LangId, corpus_texts
+
+        data.langid = LangId.build(corpus_texts(data)).state_dict()
     return data
 
 

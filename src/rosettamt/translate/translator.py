@@ -28,6 +28,7 @@ import torch
 from rosettamt.config import DecodeConfig, Strategy, resolve_decode
 from rosettamt.device import resolve_device
 from rosettamt.errors import UserError
+from rosettamt.langid import LangId, read_langid, stored_langid
 from rosettamt.text import check_texts, clean_text, split_sentences
 from rosettamt.translate.attention import check_attention_layer, cross_attention, token_labels
 from rosettamt.translate.directions import Direction, Directions
@@ -43,6 +44,8 @@ log = logging.getLogger("rosettamt.translate")  # the name log lines carried bef
 
 class Translator:
     """A loaded model + tokenizer + decoding settings; ``translate`` maps sentences to sentences."""
+
+    langid: Optional[LangId] = None  # the stored language profiles (/detect, source=auto), if any
 
     def __init__(
         self,
@@ -92,8 +95,10 @@ class Translator:
         info = stored_info(ckpt)  # only sane values: the file may come from anywhere
         dirs = Directions.from_stored(ckpt.get("config"), tok.state_dict()["src_model"], f"checkpoint {path}",
                                       (tok.src_lang, tok.tgt_lang))
-        return cls(model, tok, decode=decode, device=dev, checkpoint_path=path, checkpoint_info=info,
-                   directions=dirs)
+        translator = cls(model, tok, decode=decode, device=dev, checkpoint_path=path, checkpoint_info=info,
+                         directions=dirs)
+        translator.langid = stored_langid(ckpt.get("langid"), f"checkpoint {path}", log)
+        return translator
 
     @classmethod
     def from_export(cls, folder: Union[str, Path], device: str = "auto", decode: Optional[DecodeConfig] = None,
@@ -106,8 +111,10 @@ class Translator:
         info = {k: meta.get(k) for k in ("src_lang", "tgt_lang", "step", "val_bleu")}
         dirs = Directions.from_stored(meta.get("config"), tok.state_dict()["src_model"], f"model_dir={folder}",
                                       (tok.src_lang, tok.tgt_lang), meta.get("direction"))
-        return cls(None, tok, decode=decode, device="cpu", checkpoint_path=Path(folder), checkpoint_info=info,
-                   engine=engine, directions=dirs)
+        translator = cls(None, tok, decode=decode, device="cpu", checkpoint_path=Path(folder),
+                         checkpoint_info=info, engine=engine, directions=dirs)
+        translator.langid = read_langid(Path(folder), log)
+        return translator
 
     # ------------------------------------------------------------------ settings
 
