@@ -11,7 +11,8 @@ bilingual en-de model says whether a text reads more like English or like German
 The profile is plain data (language -> n-gram -> float), stored in checkpoints under ``langid``
 and in exports as ``langid.json``. It comes from someone's file, so :meth:`LangId.from_state`
 checks every field before anything uses it. Building one reads at most MAX_LINES sentences per
-language, evenly spaced, so a big corpus costs the same few seconds as Multi30k.
+language, evenly spaced, so a big corpus costs the same second or two as Multi30k. A profile
+that fails a check is a warning: the model then translates without detecting.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ ORDERS = (1, 2, 3)
 KEEP = 4000  # n-grams kept per language
 MAX_LINES = 20_000  # sentences read per language to build its profile
 MAX_CHARS = 2_000  # characters of a text looked at when detecting
-MAX_LANGS, MAX_GRAMS = 256, 50_000  # what a stored profile may hold
+MAX_LANGS, MAX_GRAMS = 256, 5 * KEEP  # what a stored profile may hold
+MIN_LOG_PROB = -1e4  # stored log-probabilities lie in [MIN_LOG_PROB, 0]: scores stay finite
 
 
 def ngrams(text: str) -> List[str]:
@@ -82,6 +84,12 @@ class LangId:
         ranked = sorted(zip(langs, (100.0 * w / total for w in weights)), key=lambda lc: -lc[1])
         return [(lang, round(conf, 1)) for lang, conf in ranked]
 
+    def only(self, langs: Sequence[str]) -> Optional["LangId"]:
+        """These languages' profiles (the model's own), or None unless every one of them has one."""
+        if not set(langs) <= set(self.profiles):
+            return None
+        return LangId({lang: self.profiles[lang] for lang in langs}, {lang: self.unseen[lang] for lang in langs})
+
     def state_dict(self) -> Dict[str, Any]:
         return {"format": FORMAT, "languages": {lang: {"unseen": self.unseen[lang], "ngrams": dict(grams)}
                                                 for lang, grams in self.profiles.items()}}
@@ -103,7 +111,7 @@ class LangId:
             floor = entry.get("unseen") if isinstance(entry, dict) else None
             if not _log_prob(floor) or not isinstance(grams, dict) or len(grams) > MAX_GRAMS:
                 raise UserError(f"{where}: langid.languages.{lang} needs ngrams (at most {MAX_GRAMS}) and unseen "
-                                "(a log-probability)")
+                                f"(a log-probability in [{MIN_LOG_PROB:g}, 0])")
             bad = next((g for g, v in grams.items()
                         if not (isinstance(g, str) and 0 < len(g) <= max(ORDERS) and _log_prob(v))), None)
             if bad is not None:
@@ -114,7 +122,8 @@ class LangId:
 
 
 def _log_prob(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value <= 0
+    """A number in [MIN_LOG_PROB, 0] (compared exactly: a huge int or NaN is simply out of range)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and MIN_LOG_PROB <= value <= 0
 
 
 def stored_langid(state: Any, where: str, log: Any) -> Optional[LangId]:
@@ -136,7 +145,7 @@ def read_langid(folder: Path, log: Any) -> Optional[LangId]:
         return None
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: bad UTF-8, JSON, a 5,000-digit number
         log.warning("%s is unreadable (%s); languages will not be detected", path, err)
         return None
     return stored_langid(state, str(path), log)
@@ -163,8 +172,12 @@ def corpus_texts(data: Any) -> Dict[str, List[str]]:
         if data.train_split not in splits:
             continue
         rows = splits[data.train_split]
-        step = max(1, len(rows) // MAX_LINES)
-        rows = rows.select(range(0, len(rows), step)) if step > 1 else rows
+        rows = rows.select(spread(len(rows))) if len(rows) > MAX_LINES else rows
         for lang, column in ((src, "src"), (tgt, "tgt")):
             texts.setdefault(lang, []).extend(rows[column])
-    return {lang: lines[::max(1, len(lines) // MAX_LINES)] for lang, lines in texts.items() if lang}
+    return {lang: [lines[i] for i in spread(len(lines))] for lang, lines in texts.items() if lang}
+
+
+def spread(n: int) -> List[int]:
+    """At most MAX_LINES indices of range(n), evenly spaced."""
+    return list(range(n)) if n <= MAX_LINES else [i * n // MAX_LINES for i in range(MAX_LINES)]

@@ -244,7 +244,8 @@ def test_sigterm_with_requests_in_flight_answers_them_then_exits_0(ckpt, sentenc
 
     def ask(i):
         try:
-            r = httpx.post(f"{srv.url}/translate", json={"q": sentences[i]}, timeout=60)
+            auto = {"source": "auto"} if i % 2 else {}  # detection too is answered for a request in flight
+            r = httpx.post(f"{srv.url}/translate", json={"q": sentences[i], **auto}, timeout=60)
             results[i] = (r.status_code, r.json())
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(repr(err))
@@ -261,7 +262,9 @@ def test_sigterm_with_requests_in_flight_answers_them_then_exits_0(ckpt, sentenc
     assert srv.stop(sig=None, timeout=60) == 0, srv.log  # a second SIGTERM while it exits would be a hard stop
     assert errors == [] and len(results) == 8
     want = offline.translate(sentences[:8], beam_size=5)
-    assert [results[i] for i in range(8)] == [(200, {"translatedText": w}) for w in want]
+    assert [(status, body["translatedText"]) for status, body in (results[i] for i in range(8))] == \
+        [(200, w) for w in want]
+    assert [results[i][1].get("detectedLanguage", {}).get("language") for i in range(8)] == [None, "src"] * 4
     assert "SIGTERM: no new requests" in srv.log and "stopped after 8 requests" in srv.log
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{srv.url}/health", timeout=5)

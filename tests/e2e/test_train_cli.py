@@ -69,6 +69,9 @@ def test_train_cli_writes_the_run_directory_and_prints_test_scores(toy_files, ca
     a, b = (load_checkpoint(p)["model"] for p in best)
     averaged = load_checkpoint(tmp_path / "avg.pt")
     assert averaged["averaged_from"] == [p.name for p in best]
+    last_ckpt = load_checkpoint(run / "checkpoints" / "last.pt")  # training stores the language profiles ...
+    assert set(last_ckpt["langid"]["languages"]) == {"src", "tgt"}
+    assert averaged["langid"] == last_ckpt["langid"]  # ... and an average keeps them
     for k, v in averaged["model"].items():
         torch.testing.assert_close(v, (a[k] + b[k]) / 2)
     bad = _run(_cmd("cli.average", "run_dir=outputs/myrun", "last=3"), cwd=tmp_path)
@@ -174,7 +177,7 @@ def test_kill_or_signal_then_resume_ends_bit_identical_to_the_uninterrupted_run(
         assert f"resumed from {run / 'checkpoints' / 'last.pt'} at step {stopped}" in (run / "train.log").read_text()
         b = load_checkpoint(run / "checkpoints" / "last.pt")
         assert a["step"] == b["step"] == STEPS
-        assert a["model"].keys() == b["model"].keys()
+        assert a["model"].keys() == b["model"].keys() and a["langid"] == b["langid"]
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), sig.name  # bit-identical
         sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
         assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa), sig.name

@@ -113,3 +113,28 @@ def test_a_damaged_profile_is_refused_by_field(toy_profiles, tmp_path, caplog):
         assert "languages will not be detected" in caplog.text
     (tmp_path / "langid.json").write_text("{not json", encoding="utf-8")
     assert read_langid(tmp_path, logging.getLogger("t")) is None
+
+
+def test_values_that_would_break_the_scores_are_refused(toy_profiles, tmp_path):
+    """A huge int, NaN or a log-probability so low that every score becomes -inf (NaN confidences,
+    an API that cannot answer): each is refused when loaded, never met in detect()."""
+    s = toy_profiles.state_dict()
+    for value in (-10 ** 400, float("nan"), float("-inf"), -1e308, 1e-9):
+        state = {"format": FORMAT, "languages": {"src": {"unseen": value, "ngrams": {}}, "tgt": s["languages"]["tgt"]}}
+        with pytest.raises(UserError, match=r"unseen \(a log-probability in \[-10000, 0\]\)"):
+            LangId.from_state(state, "c.pt")
+        state["languages"]["src"] = {"unseen": -5.0, "ngrams": {"ab": value}}
+        with pytest.raises(UserError, match="bad entry 'ab'"):
+            LangId.from_state(state, "c.pt")
+    log = logging.getLogger("t")
+    for text in ('{"format": "rosettamt-langid-1", "languages": {"src": {"unseen": -' + "9" * 5000 + "}}}",
+                 "[" * 100_000 + "]" * 100_000, "\udcff"):
+        (tmp_path / "langid.json").write_text(text, encoding="utf-8", errors="surrogateescape")
+        assert read_langid(tmp_path, log) is None  # a warning; the export still translates
+
+
+def test_only_keeps_the_models_languages(multi30k_profiles):
+    pair = multi30k_profiles.only(["en", "de"])
+    assert pair.languages == ["en", "de"] and [lang for lang, _ in pair.detect("Un homme.")] in (["en", "de"],
+                                                                                              ["de", "en"])
+    assert multi30k_profiles.only(["en", "xx"]) is None  # a language without a profile: no detection at all

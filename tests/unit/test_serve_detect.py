@@ -92,6 +92,7 @@ def test_source_auto_reports_each_texts_source(client):
     assert "detectedLanguage" not in client.post("/translate", json={"q": fr, "source": "fr", "target": "de"}).json()
     v1 = client.post("/v1/translate", json={"q": [en, fr], "source": "auto", "target": "de"}).json()
     assert [t["detected_language"] for t in v1["translations"]] == found[:2]
+    assert v1["settings"]["source"] == "auto"  # each text's own source is in its detected_language
     plain = client.post("/v1/translate", json={"q": en, "target": "de"}).json()
     assert "detected_language" not in plain["translations"][0]
 
@@ -102,3 +103,24 @@ def test_a_model_without_profiles_assumes_its_source(tmp_path_factory):
         assert c.post("/detect", data={"q": text("fr", 1)}).json() == [{"confidence": 100.0, "language": "en"}]
         r = c.post("/translate", json={"q": [text("fr", 1)], "source": "auto", "target": "fr"}).json()
         assert r["detectedLanguage"] == [{"confidence": 100.0, "language": "en"}]
+
+
+def test_profiles_are_the_models_languages_or_none(detecting_checkpoint, tmp_path, caplog):
+    """A profile of a language the model does not serve is not listed; a model whose profiles lack
+    one of its languages detects nothing (a warning), rather than passing an assumption off as found."""
+    import logging
+
+    from rosettamt.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(detecting_checkpoint)
+    ckpt["langid"]["languages"]["cs"] = ckpt["langid"]["languages"]["de"]
+    save_checkpoint(ckpt, tmp_path / "extra.pt")
+    with serve(tmp_path / "extra.pt") as c:
+        assert ready(c)["model"]["detection"] is True
+        assert sorted(d["language"] for d in c.post("/detect", data={"q": text("en", 5)}).json()) == ["de", "en", "fr"]
+    del ckpt["langid"]["languages"]["cs"], ckpt["langid"]["languages"]["fr"]
+    save_checkpoint(ckpt, tmp_path / "partial.pt")
+    with caplog.at_level(logging.WARNING), serve(tmp_path / "partial.pt") as c:
+        assert ready(c)["model"]["detection"] is False
+        assert c.post("/detect", data={"q": text("fr", 5)}).json() == [{"confidence": 100.0, "language": "en"}]
+    assert "language profiles lack fr; languages will not be detected" in caplog.text

@@ -181,8 +181,8 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
         req = parse_libre(fields, info.source, info.target, service.cfg.max_nbest - 1, service.cfg.api_keys,
                           info.directions)
         settings = service.settings(nbest=req.alternatives + 1, direction=req.direction)
+        detected = service.detect_sources(req.items, req.direction) if req.auto_source else ()  # before: see there
         results = await service.translate(req.items, settings)
-        detected = service.detect_sources(req.items, req.direction) if req.auto_source else ()
         return JSONResponse(libre_response(req, results, detected))
 
     @app.post("/detect", response_model=List[schemas.Detection], responses=ERRORS, tags=["LibreTranslate"])
@@ -208,12 +208,13 @@ def create_app(service: Service, stop_timeout: float = 30.0) -> FastAPI:
         items, as_list = check_items(body.q)
         direction, auto = pick_pair(body.source, body.target, info.source, info.target, info.directions)
         settings = service.settings(body.beam_size, body.nbest, body.length_penalty, body.attention, direction)
+        detected = service.detect_sources(items, direction) if auto else ()
         results = await service.translate(items, settings)
         used = {"beam_size": settings.beam_size, "nbest": settings.nbest, "length_penalty": settings.length_penalty}
-        if info.directions:  # a multilingual model says which direction it translated in
-            used.update(source=direction[0], target=direction[1])
+        if info.directions:  # a multilingual model says which direction it translated in (auto: see each text's)
+            used.update(source="auto" if auto else direction[0], target=direction[1])
         translations = [v1_translation(cands, settings.attention) for cands in results]
-        for item, found in zip(translations, service.detect_sources(items, direction) if auto else ()):
+        for item, found in zip(translations, detected):
             item["detected_language"] = found
         return JSONResponse({"translations": translations, "settings": used, "model": info.as_dict()})
 

@@ -16,6 +16,7 @@ from rosettamt.text import clean_text
 
 if TYPE_CHECKING:
     from rosettamt.config import ServeAppConfig
+    from rosettamt.langid import LangId
     from rosettamt.translate.nbest import AttendedCandidate, Candidate
     from rosettamt.translate.translator import Translator
 
@@ -91,6 +92,19 @@ def load_translator(path: Path, cfg: "ServeAppConfig") -> "Translator":
     return translator
 
 
+def detector(translator: "Translator") -> Optional["LangId"]:
+    """The stored language profiles restricted to the model's languages, or None (no detection:
+    answers assume the source language) when it has none or lacks one of its languages."""
+    langid, langs = translator.langid, list(dict.fromkeys(lang for d in translator.directions for lang in d))
+    if langid is None:
+        return None
+    own = langid.only(langs)
+    if own is None:
+        log.warning("the model's language profiles lack %s; languages will not be detected",
+                    ", ".join(sorted(set(langs) - set(langid.languages))))
+    return own
+
+
 class ServedModel:
     """The Translator as the batcher's Model: translate lines in batches, or one line's attention."""
 
@@ -98,13 +112,14 @@ class ServedModel:
         self.translator = translator
         info = translator.checkpoint_info
         has_model = getattr(translator, "model", None) is not None  # an export has only its engine
+        self.langid = detector(translator)
         self.info = ModelInfo(
             source=str(info.get("src_lang") or "src"), target=str(info.get("tgt_lang") or "tgt"),
             decoder_layers=translator.n_decoder_layers, heads=translator.n_heads,
             checkpoint=shown_path(translator.checkpoint_path), step=info.get("step"),
             device=str(translator.device), backend="rosettamt" if has_model else "ctranslate2",
             attention=has_model, directions=tuple(translator.directions) if translator.multilingual else (),
-            detection=translator.langid is not None)
+            detection=self.langid is not None)
         if translator.multilingual:  # the default direction, which a request without source/target gets
             src, tgt = translator.pick_direction()
             self.info = dataclasses.replace(self.info, source=src, target=tgt)

@@ -83,7 +83,7 @@ class Service:
         """/detect: the model's languages ranked for ``text`` by its stored profiles (rosettamt.langid);
         a model without them (trained before rosettamt 0.x stored them) answers its source language."""
         info = self.info()
-        langid = self.model.translator.langid  # type: ignore[union-attr]
+        langid = self.model.langid  # type: ignore[union-attr]
         if langid is None:
             return [{"confidence": 100.0, "language": info.source}]
         return [{"confidence": conf, "language": lang} for lang, conf in langid.detect(text)]
@@ -92,11 +92,12 @@ class Service:
         """source=auto: per item, the likeliest of the languages the model translates into the
         target, with its confidence among all the model's languages (so a text in the target
         language, or in none of them, shows as a low confidence); without profiles, the
-        direction's source at 100 (assumed, as a bilingual server always did)."""
+        direction's source at 100 (assumed, as a bilingual server always did). Called before
+        translating: once the server is stopping, info() would refuse a request already in flight."""
         info = self.info()
-        langid = self.model.translator.langid  # type: ignore[union-attr]
+        langid = self.model.langid  # type: ignore[union-attr]
         sources = [s for s, t in (info.directions or ((info.source, info.target),)) if t == direction[1]]
-        if langid is None or not set(sources) <= set(langid.languages):
+        if langid is None:
             return [{"confidence": 100.0, "language": direction[0]} for _ in items]
         out = []
         for item in items:

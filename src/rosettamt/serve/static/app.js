@@ -94,17 +94,17 @@ function drawAttention() {
   $("attention-note").textContent = state.chosen === 0 ? "of the best translation" : `of alternative ${state.chosen + 1}`;
 }
 
-// With source=auto (a model with language profiles), what the text reads as: a plain note, or a
-// warning when it does not read like the source the page shows (the translation will suffer).
-function showDetected(found, source) {
+// With source=auto (a model with language profiles), what the text reads as: a note, or a warning
+// when it reads like none of the languages the model translates from (the translation will
+// suffer). A multilingual model's tag names only the target: another of its sources is fine.
+function showDetected(found) {
   const note = $("detected");
   note.hidden = !found;
   if (!found) return;
   const pct = `${found.confidence.toFixed(1)}%`;
-  const off = found.language !== source || found.confidence < 50;
-  note.textContent = !off ? `Reads as ${found.language} (${pct})`
-    : found.language !== source ? `Reads as ${found.language} (${pct}), not ${source}`
-    : `This does not read like ${source} (${pct}); the model translates from ${source}`;
+  const off = found.confidence < 50;
+  note.textContent = off ? `This does not read like ${found.language} (${pct}), the language the model `
+    + "translates from; the translation may be poor" : `Reads as ${found.language} (${pct})`;
   note.className = off ? "note warn" : "note";
 }
 
@@ -145,7 +145,6 @@ async function translate() {
   const body = { q: text, beam_size: Number($("beam").value), nbest: Number($("nbest").value), attention };
   if (!$("key-label").hidden) body.api_key = $("api-key").value;
   if (!$("direction").hidden) [body.source, body.target] = $("direction").value.split("-");
-  const source = body.source || state.model.source;
   if (state.model.detection) body.source = "auto";   // the server says what the text reads as
   $("translate").disabled = true;
   $("translate").textContent = "Translating…";
@@ -153,7 +152,7 @@ async function translate() {
     const data = await api("v1/translate", body);
     showError("");
     showResult(data.translations[0]);
-    showDetected(data.translations[0].detected_language, source);
+    showDetected(data.translations[0].detected_language);
   } catch (err) {
     showError(err.message);
     showDetected(null);
