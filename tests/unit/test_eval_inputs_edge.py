@@ -234,3 +234,23 @@ def test_pipes_are_read_as_src_file_and_ref_file(ckpt, toy_files, tmp_path):
     assert f"{plain.bleu:.2f}" in proc.stdout
     (hyp,) = out.glob("*.src_file.greedy.hyp.*")  # named after the option: the pipe's name means nothing
     assert hyp.read_bytes() == Path(plain.hyp_file).read_bytes()
+
+
+def test_a_multirun_sweep_reads_its_pipes_once_for_every_job(ckpt, toy_files, tmp_path):
+    """rosettamt-evaluate -m ... src_file=<(cat ...): the jobs run in one process and the pipe can be
+    read only once; every job scores the same lines (the later ones used to find it empty)."""
+    import shlex
+
+    src_file, ref_file = toy_files["test"]
+    out = tmp_path / "sweep"
+    out.mkdir()
+    cmd = " ".join([shlex.quote(sys.executable), "-m", "rosettamt.cli.evaluate", "-m",
+                    f"checkpoint={shlex.quote(str(ckpt))}", f"src_file=<(cat {shlex.quote(str(src_file))})",
+                    f"ref_file=<(cat {shlex.quote(str(ref_file))})", "decode=greedy,beam", "device=cpu",
+                    f"output_dir={out}", f"hydra.sweep.dir={out / 'hydra'}"])
+    proc = subprocess.run(["bash", "-c", cmd], cwd=out, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    n = len(Path(src_file).read_text(encoding="utf-8").splitlines())
+    for strategy in ("greedy", "beam"):
+        (hyp,) = out.glob(f"*.src_file.{strategy}*.hyp.*")
+        assert len(hyp.read_text(encoding="utf-8").splitlines()) == n, strategy

@@ -7,13 +7,18 @@ import logging
 import re
 import stat
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from rosettamt.config import MULTI30K_SPLITS, DataConfig, Source
 from rosettamt.data.textfiles import lines
 from rosettamt.errors import UserError
 
 log = logging.getLogger("rosettamt.evaluate")  # the name log lines carried before the split
+
+
+# src_file=<(zcat ...) under -m: every job of the sweep runs in this process and opens the same
+# pipe, which only the first can read; the lines it read are kept here, by the pipe's identity.
+_PIPE_LINES: Dict[Tuple[int, int], List[str]] = {}
 
 
 def read_lines(path: Path, option: str) -> List[str]:
@@ -23,10 +28,16 @@ def read_lines(path: Path, option: str) -> List[str]:
         why = ("is a directory; give a text file" if path.is_dir() else
                "is not a regular file or a pipe; write it to a file first" if path.exists() else ": no such file")
         raise UserError(f"{option}={path}{'' if why.startswith(':') else ' '}{why}")
+    key = _shell_pipe(path)
+    if key in _PIPE_LINES:
+        return list(_PIPE_LINES[key])
     try:
-        return [line.rstrip() for line in lines(path)]
+        read = [line.rstrip() for line in lines(path)]
     except UserError as err:  # names the file (and line): say which option gave it
         raise UserError(f"{option}={err}") from None
+    if key is not None:
+        _PIPE_LINES[key] = read
+    return list(read)
 
 
 def _is_pipe(path: Path) -> bool:
@@ -34,6 +45,18 @@ def _is_pipe(path: Path) -> bool:
         return stat.S_ISFIFO(path.stat().st_mode)
     except OSError:
         return False
+
+
+def _shell_pipe(path: Path) -> Optional[Tuple[int, int]]:
+    """(device, inode) of a shell's process-substitution pipe (/dev/fd/N, /proc/self/fd/N): the
+    same pipe for the whole process. A named FIFO is read anew each time (a new writer may come)."""
+    if not str(path).startswith(("/dev/fd/", "/proc/")):
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISFIFO(st.st_mode) else None
 
 
 def read_pair(src_path: Path, ref_path: Path) -> Tuple[List[str], List[str]]:
