@@ -18,6 +18,7 @@ from rosettamt.config import MAX_BEAM
 from rosettamt.errors import UserError
 from rosettamt.prompt.plots import AttentionPlotter
 from rosettamt.prompt.settings import Settings
+from rosettamt.prompt.typeahead import read_line
 from rosettamt.text import clean_text
 from rosettamt.translate.attention import check_attention_head, check_attention_layer
 
@@ -120,7 +121,7 @@ class Prompt:
             while True:
                 try:
                     with _ctrl_c_allowed():
-                        line = input(PROMPT)
+                        line = read_line(PROMPT, readline)  # input(), keeping a Ctrl-D typed ahead
                 except EOFError:
                     print(file=sys.stderr)
                     break
