@@ -167,11 +167,17 @@ def corpus_texts(data: Any) -> Dict[str, List[str]]:
     tok = data.tokenizer
     parts = ([(d, data.dir_corpus.get(f"{d[0]}-{d[1]}", {})) for d in data.directions] if data.directions
              else [((tok.src_lang, tok.tgt_lang), data.corpus)])
+    return direction_texts(parts, data.train_split)
+
+
+def direction_texts(parts: Iterable[Tuple[Tuple[str, str], Any]], split: str) -> Dict[str, List[str]]:
+    """Language -> sentences (MAX_LINES, evenly spaced) of ``split`` of each (direction, splits with
+    src/tgt columns); a language on several directions' sides gets all of them, thinned evenly."""
     texts: Dict[str, List[str]] = {}
     for (src, tgt), splits in parts:
-        if data.train_split not in splits:
+        if split not in splits:
             continue
-        rows = splits[data.train_split]
+        rows = splits[split]
         rows = rows.select(spread(len(rows))) if len(rows) > MAX_LINES else rows
         for lang, column in ((src, "src"), (tgt, "tgt")):
             texts.setdefault(lang, []).extend(rows[column])

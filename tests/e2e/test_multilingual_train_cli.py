@@ -92,3 +92,25 @@ def test_the_checkpoints_carry_profiles_of_every_language(run):
     for lang in ("en", "de", "fr"):
         lines = (root / f"test.{lang}").read_text(encoding="utf-8").splitlines()
         assert sum(mt.langid.detect(line)[0][0] == lang for line in lines) >= 38, lang
+
+
+def test_add_langid_gives_an_old_checkpoint_the_profiles_training_stores(run):
+    """scripts/add_langid.py on a checkpoint without profiles (as before they were stored): the
+    profiles it adds are the ones the training run stored; it never replaces a file."""
+    import torch
+
+    tmp, _, _ = run
+    trained = torch.load(tmp / "run" / "checkpoints" / "last.pt", weights_only=True)
+    old = {k: v for k, v in trained.items() if k not in ("langid", "format")}
+    from rosettamt.checkpoint import save_checkpoint
+
+    save_checkpoint(old, tmp / "old.pt")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "add_langid.py"
+    proc = subprocess.run([sys.executable, str(script), "old.pt", "--out", "new.pt"], cwd=tmp, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert torch.load(tmp / "new.pt", weights_only=True)["langid"] == trained["langid"]
+    again = subprocess.run([sys.executable, str(script), "old.pt", "--out", "new.pt"], cwd=tmp, env=ENV,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        "add_langid: error: --out new.pt exists; choose a new name (the checkpoint is never replaced)"]

@@ -138,3 +138,35 @@ def test_only_keeps_the_models_languages(multi30k_profiles):
     assert pair.languages == ["en", "de"] and [lang for lang, _ in pair.detect("Un homme.")] in (["en", "de"],
                                                                                               ["de", "en"])
     assert multi30k_profiles.only(["en", "xx"]) is None  # a language without a profile: no detection at all
+
+
+def test_add_langid_script_on_a_bilingual_checkpoint_and_its_errors(toy_files, tmp_path_factory, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from helpers.toy_checkpoint import read_lines, toy_checkpoint
+    from rosettamt.checkpoint import save_checkpoint
+
+    stored = torch.load(toy_checkpoint(toy_files, tmp_path_factory), weights_only=True)
+    save_checkpoint({k: v for k, v in stored.items() if k not in ("langid", "format")}, tmp_path / "old.pt")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "add_langid.py"
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(script), "old.pt", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+
+    assert run("--out", "new.pt").returncode == 0
+    added = LangId.from_state(torch.load(tmp_path / "new.pt", weights_only=True)["langid"], "new.pt")
+    assert added.languages == ["src", "tgt"]
+    src, tgt = (read_lines(p)[:20] for p in toy_files["test"])
+    assert {added.detect(s)[0][0] for s in src} == {"src"} and {added.detect(t)[0][0] for t in tgt} == {"tgt"}
+    for args, words in ((["--out", "x.pt", "trainer.seed=3"], "only data.KEY=VALUE overrides"),
+                        (["--out", "x.pt", "data.no_such_key=1"], "the stored data config with these overrides"),
+                        (["--out", "x.pt", "data.files.train=[nowhere.src,nowhere.tgt]"], "nowhere.src")):
+        proc = run(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("add_langid: error: "), proc.stderr
+        assert words in lines[0] and not (tmp_path / "x.pt").exists(), lines
