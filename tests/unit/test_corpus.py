@@ -348,6 +348,32 @@ def test_hub_two_columns_and_a_local_parquet_folder(tmp_path):
         {"src": "Danke", "tgt": "Thanks"}
 
 
+def test_a_local_hub_folder_edited_with_its_mtime_kept_is_read_again(tmp_path):
+    """datasets keys a folder of data files by path and modification time: a file rewritten with
+    the same size and its old mtime put back (cp -p, rsync -t, a checkout tool) used to be served
+    from the cache, old text and all. The change time (which no tool can set back) now counts too."""
+    import json as _json
+
+    folder = tmp_path / "jsonl"
+    folder.mkdir()
+
+    def write(split, pairs):
+        (folder / f"{split}.jsonl").write_text("".join(_json.dumps({"de_text": a, "en_text": b}) + "\n"
+                                                       for a, b in pairs), encoding="utf-8")
+
+    for split, pairs in PAIRS.items():
+        write(split, pairs)
+    cfg = _hub_cfg(folder, tmp_path, src_column="de_text", tgt_column="en_text")
+    assert load_corpus(cfg)["train"]["tgt"] == ["Hello world", "Good day"]
+    train = folder / "train.jsonl"
+    before = train.stat()
+    write("train", [("Hallo Welt", "Hallo world"), ("Guten Tag", "Good day"), ("", "empty source")])
+    os.utime(train, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same mtime, new text
+    assert train.stat().st_size == before.st_size and train.stat().st_mtime_ns == before.st_mtime_ns
+    assert load_corpus(cfg)["train"]["tgt"] == ["Hallo world", "Good day"]
+    assert load_corpus(cfg)["train"]["tgt"] == ["Hallo world", "Good day"]  # and cached as such
+
+
 def test_hub_records_that_are_missing_or_not_text(tmp_path):
     records = [{"de": "Hallo", "en": "Hello"}, None, {"de": "Danke", "en": "Thanks"}]
     d = DatasetDict({s: Dataset.from_dict({"translation": records}) for s in ("train", "validation", "test")})

@@ -6,6 +6,7 @@ Records are either ``translation`` dicts keyed by language (or variable-language
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 
 def hub_sources(cfg: DataConfig, wanted: list[str]) -> Sources:
     """Cache key and pair reader for each wanted split, mapped through ``data.hub_splits``."""
-    d = _open_hub(cfg)
+    stamp = _folder_stamp(Path(cfg.hub_name).expanduser()) if cfg.hub_name else ""
+    d = _open_hub(cfg, stamp)
     sources: Sources = {}
     for split in wanted:
         theirs = cfg.hub_splits.get(split, split)
@@ -33,13 +35,28 @@ def hub_sources(cfg: DataConfig, wanted: list[str]) -> Sources:
                             f"map with data.hub_splits.{split}=NAME")
         ds = d[theirs]
         columns = _hub_columns(cfg, ds)
-        key = cache_key("hub", ds._fingerprint, json.dumps(columns))
+        key = cache_key("hub", ds._fingerprint, json.dumps(columns), *([stamp] if stamp else []))
         sources[split] = (key, lambda ds=ds, c=columns: _hub_pairs(ds, c, cfg.hub_name))
     return sources
 
 
-def _open_hub(cfg: DataConfig) -> DatasetDict:
-    """The hub dataset, or a local stand-in: a save_to_disk directory or a folder of data files."""
+def _folder_stamp(folder: Path) -> str:
+    """For a local folder of data files, what changes whenever a file in it does: path, size,
+    modification and change time of each (datasets keys its cache by path and mtime alone, so a
+    file rewritten with its old mtime put back was served stale; no tool can set the change time
+    back). "" for anything else (a hub name, a save_to_disk folder: its own fingerprints hold)."""
+    if not folder.is_dir() or (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
+        return ""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _open_hub(cfg: DataConfig, stamp: str = "") -> DatasetDict:
+    """The hub dataset, or a local stand-in: a save_to_disk directory or a folder of data files
+    (read into a datasets cache of its own per :func:`_folder_stamp`)."""
     from datasets import load_dataset, load_from_disk
 
     name = cfg.hub_name
@@ -53,7 +70,7 @@ def _open_hub(cfg: DataConfig) -> DatasetDict:
         if local.is_dir() and ((local / "dataset_dict.json").is_file() or (local / "state.json").is_file()):
             d = load_from_disk(str(local))
         elif local.is_dir():
-            d = load_dataset(str(local), cache_dir=str(Path(cfg.cache_dir) / "hf"))
+            d = load_dataset(str(local), cache_dir=str(Path(cfg.cache_dir) / "hf" / f"local-{stamp}"))
         else:
             d = load_dataset(name, cfg.hub_config, revision=cfg.hub_revision,
                              cache_dir=str(Path(cfg.cache_dir) / "hf"))
