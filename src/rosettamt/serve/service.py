@@ -81,7 +81,7 @@ class Service:
 
     def detect(self, text: str) -> List[Dict[str, Any]]:
         """/detect: the model's languages ranked for ``text`` by its stored profiles (rosettamt.langid);
-        a model without them (trained before rosettamt 0.x stored them) answers its source language."""
+        a model without them (saved before checkpoints stored them) answers its source language."""
         info = self.info()
         langid = self.model.langid  # type: ignore[union-attr]
         if langid is None:
@@ -102,7 +102,7 @@ class Service:
         out = []
         for item in items:
             ranking = langid.detect(item)
-            lang, conf = next((lang, conf) for lang, conf in ranking if lang in sources)
+            lang, conf = next(((lang, conf) for lang, conf in ranking if lang in sources), (direction[0], 100.0))
             out.append({"confidence": conf, "language": lang})
         return out
 
