@@ -3,13 +3,16 @@
 corpus implies, so that rosettamt-serve's /detect and source=auto detect with it (and its exports
 carry langid.json).
 
-    python scripts/add_langid.py outputs/en_de/checkpoints/best-step0017100-bleu40.67.pt --out en_de_langid.pt
-    python scripts/add_langid.py old.pt --out new.pt data.dir=../shared/data/multi30k   # the corpus moved
+    python scripts/add_langid.py outputs/en_de/checkpoints/best.pt --out en_de_langid.pt data.dir=data/multi30k
+    python scripts/add_langid.py old.pt --out new.pt "data.files.train=[corpus/train.en,corpus/train.de]"
 
-The corpus is read as the run read it, from the data config stored in the checkpoint (later
-``data.KEY=VALUE`` arguments change it, e.g. where the files are now); the profiles are built as
-training builds them (rosettamt.langid). ``--out`` is written atomically and never replaces an
-existing file; the checkpoint itself is not changed.
+The checkpoint says what was read (source kind, languages, split and column names); where the
+corpus lies comes from ``data.KEY=VALUE`` arguments, as rosettamt-evaluate takes them: a
+checkpoint may come from anywhere, so no place or address stored in it is read or fetched
+(``data.dir=DIR`` for Multi30k, ``data.files.train=[SRC,TGT]`` for files, ``data.hub_name=`` for
+the hub; ``data.download=true`` to fetch). The profiles are built as training builds them
+(rosettamt.langid), from the training split. ``--out`` is written atomically and never replaces
+an existing file; the checkpoint itself is not changed.
 """
 
 from __future__ import annotations
@@ -18,30 +21,22 @@ import argparse
 import dataclasses
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List
 
 
-def data_config(ckpt: Dict[str, Any], overrides: List[str], where: str) -> Any:
-    """The run's DataConfig, with ``data.KEY=VALUE`` overrides applied."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from rosettamt.config import DataConfig, from_dict
+def data_config(ckpt: Dict[str, Any], path: Path, overrides: List[str]) -> Any:
+    """What to read: from the checkpoint only what names no place and fetches nothing (as
+    rosettamt-evaluate takes it: source kind, languages, split and column names), the rest from
+    ``data.KEY=VALUE`` overrides: the checkpoint may come from anywhere."""
     from rosettamt.errors import UserError
+    from rosettamt.evaluate.corpus_config import corpus_config
 
-    stored = (ckpt.get("config") or {}).get("data") if isinstance(ckpt.get("config"), dict) else None
-    if not isinstance(stored, dict):
-        raise UserError(f"{where} stores no data config: nothing says which corpus it was trained on")
     bad = [o for o in overrides if not o.startswith("data.") or "=" not in o]
     if bad:
         raise UserError(f"{bad[0]!r}: only data.KEY=VALUE overrides are taken")
-    try:
-        merged = OmegaConf.merge(stored, OmegaConf.from_dotlist([o[len("data."):] for o in overrides]))
-        return from_dict(DataConfig, OmegaConf.to_container(merged))
-    except OmegaConfBaseException as err:
-        first = str(err).strip().splitlines()[0]
-        raise UserError(f"{where}: the stored data config with these overrides is invalid ({first})") from None
+    return corpus_config(ckpt, path, None, None, [o[len("data."):] for o in overrides])[0]
 
 
 def corpus_profiles(cfg: Any) -> Any:
@@ -71,8 +66,11 @@ def main(argv: List[str]) -> int:
         if args.out.exists():
             raise UserError(f"--out {args.out} exists; choose a new name (the checkpoint is never replaced)")
         ckpt = load_checkpoint(args.checkpoint)
-        cfg = data_config(ckpt, args.overrides, f"checkpoint {args.checkpoint}")
-        profiles = corpus_profiles(cfg)
+        cfg = data_config(ckpt, args.checkpoint, args.overrides)
+        with tempfile.TemporaryDirectory(prefix="rosettamt-add-langid-") as tmp:  # no cache left behind ...
+            if not any(o.startswith("data.cache_dir=") for o in args.overrides):  # ... unless one is named
+                cfg = dataclasses.replace(cfg, cache_dir=tmp)
+            profiles = corpus_profiles(cfg)
         ckpt["langid"] = profiles.state_dict()
         save_checkpoint({k: v for k, v in ckpt.items() if k != "format"}, args.out, named=True)
     except UserError as err:

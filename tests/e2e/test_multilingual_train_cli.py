@@ -99,18 +99,23 @@ def test_add_langid_gives_an_old_checkpoint_the_profiles_training_stores(run):
     profiles it adds are the ones the training run stored; it never replaces a file."""
     import torch
 
-    tmp, _, _ = run
+    tmp, root, _ = run
     trained = torch.load(tmp / "run" / "checkpoints" / "last.pt", weights_only=True)
     old = {k: v for k, v in trained.items() if k not in ("langid", "format")}
     from rosettamt.checkpoint import save_checkpoint
 
     save_checkpoint(old, tmp / "old.pt")
     script = Path(__file__).resolve().parents[2] / "scripts" / "add_langid.py"
-    proc = subprocess.run([sys.executable, str(script), "old.pt", "--out", "new.pt"], cwd=tmp, env=ENV,
+    stored_places = subprocess.run([sys.executable, str(script), "old.pt", "--out", "new.pt"], cwd=tmp, env=ENV,
+                                   capture_output=True, text=True, timeout=300)
+    assert stored_places.returncode == 2 and not (tmp / "new.pt").exists()  # the files it names are not read
+    assert len(stored_places.stderr.strip().splitlines()) == 1, stored_places.stderr
+    train = f"data.files.train=['{root}/train.{{src}}','{root}/train.{{tgt}}']"
+    proc = subprocess.run([sys.executable, str(script), "old.pt", "--out", "new.pt", train], cwd=tmp, env=ENV,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert torch.load(tmp / "new.pt", weights_only=True)["langid"] == trained["langid"]
-    again = subprocess.run([sys.executable, str(script), "old.pt", "--out", "new.pt"], cwd=tmp, env=ENV,
+    again = subprocess.run([sys.executable, str(script), "old.pt", "--out", "new.pt", train], cwd=tmp, env=ENV,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and again.stderr.strip().splitlines() == [
         "add_langid: error: --out new.pt exists; choose a new name (the checkpoint is never replaced)"]

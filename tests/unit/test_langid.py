@@ -158,13 +158,16 @@ def test_add_langid_script_on_a_bilingual_checkpoint_and_its_errors(toy_files, t
         return subprocess.run([sys.executable, str(script), "old.pt", *args], cwd=tmp_path, capture_output=True,
                               text=True, timeout=300)
 
-    assert run("--out", "new.pt").returncode == 0
+    train = f"data.files.train=[{toy_files['train'][0]},{toy_files['train'][1]}]"
+    assert run("--out", "new.pt", train).returncode == 0
+    assert not (tmp_path / "data").exists()  # its corpus cache went into a temporary folder
     added = LangId.from_state(torch.load(tmp_path / "new.pt", weights_only=True)["langid"], "new.pt")
     assert added.languages == ["src", "tgt"]
     src, tgt = (read_lines(p)[:20] for p in toy_files["test"])
     assert {added.detect(s)[0][0] for s in src} == {"src"} and {added.detect(t)[0][0] for t in tgt} == {"tgt"}
     for args, words in ((["--out", "x.pt", "trainer.seed=3"], "only data.KEY=VALUE overrides"),
-                        (["--out", "x.pt", "data.no_such_key=1"], "the stored data config with these overrides"),
+                        (["--out", "x.pt"], "data.files.train"),  # the files the checkpoint names are not read
+                        (["--out", "x.pt", "data.no_such_key=1"], "data.no_such_key is invalid"),
                         (["--out", "x.pt", "data.files.train=[nowhere.src,nowhere.tgt]"], "nowhere.src")):
         proc = run(*args)
         lines = proc.stderr.strip().splitlines()
